@@ -1,0 +1,1 @@
+"""loyalty: a ledger-based loyalty and rewards points platform."""

@@ -1,0 +1,1 @@
+"""The imperative shell: Litestar app, settings, error mapping, command line."""

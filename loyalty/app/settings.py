@@ -1,0 +1,67 @@
+"""Settings from environment variables, with safe defaults for the embedded mode.
+
+- LOYALTY_DATABASE_URL: SQLAlchemy async URL (default sqlite+aiosqlite:///./var/loyalty.db)
+- LOYALTY_REDIS_URL: redis://host:port/db (default unset: in-process stores)
+- LOYALTY_API_KEYS: ``client=secret@merchant_id`` items, comma-separated
+  (default demo=demo-secret-key@1, for the embedded demo only)
+- LOYALTY_ENV: development or production (default development)
+- LOYALTY_HOST, LOYALTY_PORT: where ``loyalty serve`` listens (default 127.0.0.1:8000)
+- LOYALTY_DB_POOL_SIZE: PostgreSQL connections per process (default 10)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/loyalty.db"
+DEFAULT_API_KEYS = "demo=demo-secret-key@1"
+
+
+class ApiClient(msgspec.Struct, frozen=True):
+    """A caller of the JSON API: its id scopes idempotency keys, its merchant scopes all data."""
+
+    client_id: str
+    secret: str
+    merchant_id: int
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    api_clients: tuple[ApiClient, ...] = ()
+    environment: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    db_pool_size: int = 10
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            database_url=env.get("LOYALTY_DATABASE_URL", DEFAULT_DATABASE_URL),
+            redis_url=env.get("LOYALTY_REDIS_URL") or None,
+            api_clients=parse_api_keys(env.get("LOYALTY_API_KEYS", DEFAULT_API_KEYS)),
+            environment=env.get("LOYALTY_ENV", "development"),
+            host=env.get("LOYALTY_HOST", "127.0.0.1"),
+            port=int(env.get("LOYALTY_PORT", "8000")),
+            db_pool_size=int(env.get("LOYALTY_DB_POOL_SIZE", "10")),
+        )
+
+
+def parse_api_keys(spec: str) -> tuple[ApiClient, ...]:
+    """Parse ``client=secret@merchant_id`` items separated by commas."""
+    clients = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        client_id, sep, rest = item.partition("=")
+        secret, at, merchant = rest.rpartition("@")
+        if not sep or not at or not client_id or not secret or not merchant.isdigit():
+            raise ValueError(f"LOYALTY_API_KEYS item {item!r} is not client=secret@merchant_id")
+        clients.append(ApiClient(client_id=client_id, secret=secret, merchant_id=int(merchant)))
+    return tuple(clients)

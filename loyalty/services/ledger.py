@@ -1,0 +1,710 @@
+"""Ledger operations: each one journal, one transaction, idempotent by key (DESIGN.md §3).
+
+Every operation locks the member accounts it touches (in id order), first releases their holds
+whose time is up, then applies the pure domain rules and writes journal, entries, lot changes
+and cached balances before the idempotency key is stored, all in one commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from loyalty.db.tables import accounts, holds, journals, programs
+from loyalty.domain.errors import DomainError, ErrorCode
+from loyalty.domain.journals import (
+    HoldStatus,
+    JournalKind,
+    check_refund,
+    reversal_amount,
+)
+from loyalty.domain.lots import Draw, draw_clawback, draw_fifo, draw_returns, split_capture
+from loyalty.domain.points import credited, require_positive
+
+from . import ledger_writes as w
+from .context import Caller, utc_now
+from .idempotency import IdempotentExecutor, InFlightRegistry, Replayable, fingerprint
+from .results import HoldView, OperationResult
+
+#: Holds may be asked to last between these bounds; the program sets the default.
+MIN_HOLD_TIMEOUT = timedelta(seconds=5)
+MAX_HOLD_TIMEOUT = timedelta(days=7)
+#: An offline till may report an earn late, never from the future (beyond clock skew).
+ALLOWED_CLOCK_SKEW = timedelta(minutes=5)
+
+Work = Callable[[AsyncConnection, datetime], Awaitable[OperationResult]]
+
+
+class Ledger:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        registry: InFlightRegistry | None = None,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.executor = IdempotentExecutor(engine, registry or InFlightRegistry(), clock)
+        self._system_accounts: dict[int, dict[str, int]] = {}
+
+    # -- the operations -------------------------------------------------------------------
+
+    async def earn(
+        self,
+        caller: Caller,
+        key: str,
+        *,
+        program_id: int,
+        member_id: int,
+        points: int,
+        effective_at: datetime | None = None,
+        reference: str | None = None,
+    ) -> Replayable[OperationResult]:
+        require_positive(points)
+
+        async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
+            if effective_at is not None and effective_at > now + ALLOWED_CLOCK_SKEW:
+                raise DomainError(
+                    ErrorCode.EFFECTIVE_AT_IN_FUTURE, "effective_at lies in the future"
+                )
+            account = await self._lock_one(conn, caller, program_id, member_id, now)
+            when = effective_at or now
+            expires_at = account.expiry.expires_at(when)
+            account.posted = credited(account.posted, points)
+            issued = (await self._system(conn, program_id))["issued"]
+            journal_id = await w.insert_journal(
+                conn,
+                caller,
+                account,
+                JournalKind.EARN,
+                points=points,
+                delta=points,
+                at=now,
+                effective_at=when,
+                reference=reference,
+            )
+            await w.insert_entries(conn, journal_id, [(account.id, points), (issued, -points)])
+            await w.insert_lot(conn, account, journal_id, points, expires_at, now)
+            await w.save_account(conn, account)
+            return _result(
+                account,
+                journal_id,
+                JournalKind.EARN,
+                points,
+                points,
+                now,
+                when,
+                reference=reference,
+                lot_expires_at=expires_at,
+            )
+
+        body = (program_id, member_id, points, effective_at, reference)
+        return await self._run(caller, key, "earn", body, work)
+
+    async def redeem(
+        self,
+        caller: Caller,
+        key: str,
+        *,
+        program_id: int,
+        member_id: int,
+        points: int,
+        reference: str | None = None,
+    ) -> Replayable[OperationResult]:
+        require_positive(points)
+
+        async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
+            account = await self._lock_one(conn, caller, program_id, member_id, now)
+            draws = draw_fifo(await w.free_lots(conn, account.id), points)
+            redeemed = (await self._system(conn, program_id))["redeemed"]
+            journal_id = await w.insert_journal(
+                conn,
+                caller,
+                account,
+                JournalKind.REDEEM,
+                points=points,
+                delta=-points,
+                at=now,
+                reference=reference,
+            )
+            await w.insert_entries(conn, journal_id, [(account.id, -points), (redeemed, points)])
+            await w.change_lots(conn, journal_id, taken=draws, record=draws)
+            account.posted -= points
+            await w.save_account(conn, account)
+            return _result(
+                account,
+                journal_id,
+                JournalKind.REDEEM,
+                points,
+                -points,
+                now,
+                now,
+                reference=reference,
+            )
+
+        body = (program_id, member_id, points, reference)
+        return await self._run(caller, key, "redeem", body, work)
+
+    async def hold(
+        self,
+        caller: Caller,
+        key: str,
+        *,
+        program_id: int,
+        member_id: int,
+        points: int,
+        timeout_seconds: int | None = None,
+        reference: str | None = None,
+    ) -> Replayable[OperationResult]:
+        require_positive(points)
+        timeout = None if timeout_seconds is None else timedelta(seconds=timeout_seconds)
+        if timeout is not None and not MIN_HOLD_TIMEOUT <= timeout <= MAX_HOLD_TIMEOUT:
+            raise DomainError(
+                ErrorCode.VALIDATION_FAILED,
+                f"timeout_seconds must be between {MIN_HOLD_TIMEOUT.seconds} and "
+                f"{int(MAX_HOLD_TIMEOUT.total_seconds())}",
+            )
+
+        async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
+            account = await self._lock_one(conn, caller, program_id, member_id, now)
+            draws = draw_fifo(await w.free_lots(conn, account.id), points)
+            expires_at = now + (timeout or account.hold_timeout)
+            hold_id = await conn.scalar(
+                holds.insert()
+                .values(
+                    program_id=program_id,
+                    account_id=account.id,
+                    points=points,
+                    captured=0,
+                    status=str(HoldStatus.PENDING),
+                    reference=reference,
+                    expires_at=expires_at,
+                    created_at=now,
+                )
+                .returning(holds.c.id)
+            )
+            assert hold_id is not None
+            journal_id = await w.insert_journal(
+                conn,
+                caller,
+                account,
+                JournalKind.HOLD,
+                points=points,
+                delta=0,
+                held_delta=points,
+                hold_id=hold_id,
+                at=now,
+                reference=reference,
+            )
+            await w.change_lots(conn, journal_id, held=draws, record=draws)
+            account.held += points
+            await w.save_account(conn, account)
+            hold = HoldView(
+                hold_id=hold_id,
+                program_id=program_id,
+                member_id=member_id,
+                points=points,
+                captured=0,
+                status=HoldStatus.PENDING,
+                expires_at=expires_at,
+                reference=reference,
+            )
+            return _result(
+                account,
+                journal_id,
+                JournalKind.HOLD,
+                points,
+                0,
+                now,
+                now,
+                reference=reference,
+                hold=hold,
+            )
+
+        body = (program_id, member_id, points, timeout_seconds, reference)
+        return await self._run(caller, key, "hold", body, work)
+
+    async def capture(
+        self,
+        caller: Caller,
+        key: str,
+        *,
+        program_id: int,
+        hold_id: int,
+        points: int | None = None,
+    ) -> Replayable[OperationResult]:
+        """Spend ``points`` (all when None) of a pending hold and release the rest."""
+        if points is not None:
+            require_positive(points)
+        return await self._resolve(
+            caller, key, "capture", program_id, hold_id, HoldStatus.CAPTURED, points
+        )
+
+    async def release(
+        self, caller: Caller, key: str, *, program_id: int, hold_id: int
+    ) -> Replayable[OperationResult]:
+        return await self._resolve(
+            caller, key, "release", program_id, hold_id, HoldStatus.RELEASED, None
+        )
+
+    async def refund(
+        self,
+        caller: Caller,
+        key: str,
+        *,
+        program_id: int,
+        journal_id: int,
+        points: int,
+        reason: str | None = None,
+    ) -> Replayable[OperationResult]:
+        """Give back part or all of an earn (points clawed back, never below zero), a redeem or
+        a capture (points returned to the lots they came from)."""
+        require_positive(points)
+        return await self._undo(caller, key, program_id, journal_id, points, reason)
+
+    async def reverse(
+        self,
+        caller: Caller,
+        key: str,
+        *,
+        program_id: int,
+        journal_id: int,
+        reason: str | None = None,
+    ) -> Replayable[OperationResult]:
+        """Undo what partial refunds have not undone of an operation; at most once."""
+        return await self._undo(caller, key, program_id, journal_id, None, reason)
+
+    async def adjust(
+        self,
+        caller: Caller,
+        key: str,
+        *,
+        program_id: int,
+        member_id: int,
+        points: int,
+        reason: str,
+        actor: str,
+    ) -> Replayable[OperationResult]:
+        """A manual correction by a person, with the reason on record. Positive credits a new
+        lot (expiring by the program's policy); negative spends like a redemption."""
+        if isinstance(points, bool) or not isinstance(points, int) or points == 0:
+            raise DomainError(ErrorCode.INVALID_AMOUNT, "an adjustment must be a non-zero integer")
+        require_positive(abs(points))
+        if not reason.strip() or not actor.strip():
+            raise DomainError(
+                ErrorCode.REASON_REQUIRED, "an adjustment needs a reason and an actor"
+            )
+
+        async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
+            account = await self._lock_one(conn, caller, program_id, member_id, now)
+            counterpart = (await self._system(conn, program_id))["adjustments"]
+            expires_at = None
+            if points > 0:
+                account.posted = credited(account.posted, points)
+            else:
+                draws = draw_fifo(await w.free_lots(conn, account.id), -points)
+                account.posted += points
+            journal_id = await w.insert_journal(
+                conn,
+                caller,
+                account,
+                JournalKind.ADJUST,
+                points=abs(points),
+                delta=points,
+                at=now,
+                actor=actor,
+                reason=reason,
+            )
+            await w.insert_entries(conn, journal_id, [(account.id, points), (counterpart, -points)])
+            if points > 0:
+                expires_at = account.expiry.expires_at(now)
+                await w.insert_lot(conn, account, journal_id, points, expires_at, now)
+            else:
+                await w.change_lots(conn, journal_id, taken=draws, record=draws)
+            await w.save_account(conn, account)
+            return _result(
+                account,
+                journal_id,
+                JournalKind.ADJUST,
+                abs(points),
+                points,
+                now,
+                now,
+                lot_expires_at=expires_at,
+            )
+
+        body = (program_id, member_id, points, reason, actor)
+        return await self._run(caller, key, "adjust", body, work)
+
+    async def transfer(
+        self,
+        caller: Caller,
+        key: str,
+        *,
+        program_id: int,
+        from_member_id: int,
+        to_member_id: int,
+        points: int,
+        reason: str | None = None,
+    ) -> Replayable[OperationResult]:
+        """Move points between two members of one program. The points keep their expiry dates:
+        the receiver gets one lot per lot drawn, so a transfer never extends a point's life."""
+        require_positive(points)
+        if from_member_id == to_member_id:
+            raise DomainError(ErrorCode.SAME_ACCOUNT_TRANSFER, "cannot transfer to the same member")
+
+        async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
+            found = await w.lock_members(conn, caller, program_id, [from_member_id, to_member_id])
+            for account in found.values():
+                await w.settle_stale_holds(conn, caller, account, now)
+            source, target = found[from_member_id], found[to_member_id]
+            source_lots = await w.free_lots(conn, source.id)
+            draws = draw_fifo(source_lots, points)
+            target.posted = credited(target.posted, points)
+            source.posted -= points
+            journal_id = await w.insert_journal(
+                conn,
+                caller,
+                source,
+                JournalKind.TRANSFER,
+                points=points,
+                delta=-points,
+                counter_account_id=target.id,
+                at=now,
+                reason=reason,
+            )
+            await w.insert_entries(conn, journal_id, [(source.id, -points), (target.id, points)])
+            await w.change_lots(conn, journal_id, taken=draws, record=draws)
+            expiry_of = {lot.id: lot.expires_at for lot in source_lots}
+            for draw in draws:
+                await w.insert_lot(
+                    conn, target, journal_id, draw.points, expiry_of[draw.lot_id], now
+                )
+            await w.save_account(conn, source)
+            await w.save_account(conn, target)
+            return _result(
+                source, journal_id, JournalKind.TRANSFER, points, -points, now, now, counter=target
+            )
+
+        body = (program_id, from_member_id, to_member_id, points, reason)
+        return await self._run(caller, key, "transfer", body, work)
+
+    # -- shared machinery -----------------------------------------------------------------
+
+    async def _run(
+        self, caller: Caller, key: str, operation: str, body: tuple[object, ...], work: Work
+    ) -> Replayable[OperationResult]:
+        async def in_transaction(conn: AsyncConnection) -> OperationResult:
+            return await work(conn, self.clock())
+
+        return await self.executor.run(
+            client_id=caller.client_id,
+            key=key,
+            request_hash=fingerprint(operation, *body),
+            result_type=OperationResult,
+            work=in_transaction,
+            journal_id_of=lambda result: result.journal_id,
+        )
+
+    async def _lock_one(
+        self, conn: AsyncConnection, caller: Caller, program_id: int, member_id: int, now: datetime
+    ) -> w.Account:
+        account = (await w.lock_members(conn, caller, program_id, [member_id]))[member_id]
+        await w.settle_stale_holds(conn, caller, account, now)
+        return account
+
+    async def _system(self, conn: AsyncConnection, program_id: int) -> dict[str, int]:
+        """System account ids never change once a program exists: cached per process."""
+        found = self._system_accounts.get(program_id)
+        if found is None:
+            found = await w.system_accounts(conn, program_id)
+            self._system_accounts[program_id] = found
+        return found
+
+    async def _resolve(
+        self,
+        caller: Caller,
+        key: str,
+        operation: str,
+        program_id: int,
+        hold_id: int,
+        outcome: HoldStatus,
+        points: int | None,
+    ) -> Replayable[OperationResult]:
+        async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
+            found = (
+                await conn.execute(
+                    select(holds.c.account_id, accounts.c.member_id)
+                    .join(accounts, accounts.c.id == holds.c.account_id)
+                    .join(programs, programs.c.id == holds.c.program_id)
+                    .where(
+                        holds.c.id == hold_id,
+                        holds.c.program_id == program_id,
+                        programs.c.merchant_id == caller.merchant_id,
+                    )
+                )
+            ).first()
+            if found is None:
+                raise DomainError(ErrorCode.HOLD_NOT_FOUND, "no such hold", hold_id=hold_id)
+            account = await self._lock_one(conn, caller, program_id, found.member_id, now)
+            hold = (
+                await conn.execute(
+                    select(holds.c.points, holds.c.status, holds.c.reference).where(
+                        holds.c.id == hold_id
+                    )
+                )
+            ).one()
+            _require_pending(HoldStatus(hold.status))
+            if outcome is HoldStatus.CAPTURED:
+                spend = split_capture(
+                    await w.hold_draws(conn, hold_id), hold.points if points is None else points
+                )
+                redeemed = (await self._system(conn, program_id))["redeemed"]
+            else:
+                spend, redeemed = [], None
+            journal_id = await w.resolve_hold(
+                conn,
+                caller,
+                account,
+                hold_id,
+                hold.points,
+                spend,
+                outcome,
+                now,
+                redeemed_account_id=redeemed,
+                reference=hold.reference,
+            )
+            await w.save_account(conn, account)
+            captured = sum(d.points for d in spend)
+            view = await _hold_view(conn, hold_id, found.member_id)
+            kind = JournalKind.CAPTURE if outcome is HoldStatus.CAPTURED else JournalKind.RELEASE
+            return _result(
+                account,
+                journal_id,
+                kind,
+                captured if spend else hold.points,
+                -captured,
+                now,
+                now,
+                reference=hold.reference,
+                hold=view,
+            )
+
+        return await self._run(caller, key, operation, (program_id, hold_id, points), work)
+
+    async def _undo(
+        self,
+        caller: Caller,
+        key: str,
+        program_id: int,
+        journal_id: int,
+        points: int | None,
+        reason: str | None,
+    ) -> Replayable[OperationResult]:
+        kind = JournalKind.REFUND if points is not None else JournalKind.REVERSAL
+
+        async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
+            original = (
+                await conn.execute(
+                    select(journals)
+                    .join(programs, programs.c.id == journals.c.program_id)
+                    .where(
+                        journals.c.id == journal_id,
+                        journals.c.program_id == program_id,
+                        programs.c.merchant_id == caller.merchant_id,
+                    )
+                )
+            ).first()
+            if original is None:
+                raise DomainError(
+                    ErrorCode.JOURNAL_NOT_FOUND, "no such operation", journal_id=journal_id
+                )
+            ids = [original.account_id]
+            if original.counter_account_id is not None:
+                ids.append(original.counter_account_id)
+            locked = await w.lock_accounts(conn, ids)
+            for account in locked.values():
+                await w.settle_stale_holds(conn, caller, account, now)
+            member = locked[original.account_id]
+            original_kind = JournalKind(original.kind)
+            refunded, was_reversed = await _undone_so_far(conn, journal_id)
+            if points is not None:
+                check_refund(original_kind, original.points, refunded, was_reversed, points)
+                amount = points
+            else:
+                amount = reversal_amount(original_kind, original.points, refunded, was_reversed)
+            counter = (
+                locked.get(original.counter_account_id) if original.counter_account_id else None
+            )
+            system = await self._system(conn, program_id)
+            counterpart = {
+                JournalKind.EARN: system["issued"],
+                JournalKind.REDEEM: system["redeemed"],
+                JournalKind.CAPTURE: system["redeemed"],
+                JournalKind.ADJUST: system["adjustments"],
+            }.get(original_kind)
+
+            if original.delta > 0:
+                # A credit is undone by clawing the points back, never below zero.
+                claws = draw_clawback(
+                    await w.free_lots(conn, member.id),
+                    amount,
+                    await w.lot_ids_created_by(conn, journal_id),
+                )
+                moved = sum(d.points for d in claws)
+                delta = -moved
+                new_id = await w.insert_journal(
+                    conn,
+                    caller,
+                    member,
+                    kind,
+                    points=amount,
+                    delta=delta,
+                    reverses_id=journal_id,
+                    at=now,
+                    reason=reason,
+                    reference=original.reference,
+                )
+                assert counterpart is not None
+                await w.insert_entries(conn, new_id, [(member.id, -moved), (counterpart, moved)])
+                await w.change_lots(conn, new_id, taken=claws, record=claws)
+                member.posted -= moved
+            else:
+                # A debit is undone by giving the points back to the lots they came from.
+                returns = draw_returns(await w.outstanding_draws(conn, journal_id), amount)
+                given_back = [Draw(d.lot_id, -d.points) for d in returns]
+                claws = []
+                if counter is not None:
+                    claws = draw_clawback(
+                        await w.free_lots(conn, counter.id),
+                        amount,
+                        await w.lot_ids_created_by(conn, journal_id),
+                    )
+                    if sum(d.points for d in claws) < amount:
+                        raise DomainError(
+                            ErrorCode.INSUFFICIENT_POINTS,
+                            "the receiving member no longer has the transferred points",
+                        )
+                member.posted = credited(member.posted, amount)
+                delta = amount
+                new_id = await w.insert_journal(
+                    conn,
+                    caller,
+                    member,
+                    kind,
+                    points=amount,
+                    delta=delta,
+                    reverses_id=journal_id,
+                    counter_account_id=original.counter_account_id,
+                    at=now,
+                    reason=reason,
+                    reference=original.reference,
+                )
+                other = counter.id if counter is not None else counterpart
+                assert other is not None
+                await w.insert_entries(conn, new_id, [(member.id, amount), (other, -amount)])
+                await w.change_lots(
+                    conn, new_id, taken=given_back + claws, record=given_back + claws
+                )
+                if counter is not None:
+                    counter.posted -= amount
+            for account in locked.values():
+                await w.save_account(conn, account)
+            return _result(
+                member,
+                new_id,
+                kind,
+                amount,
+                delta,
+                now,
+                now,
+                reverses=journal_id,
+                counter=counter,
+                reference=original.reference,
+            )
+
+        return await self._run(
+            caller, key, str(kind), (program_id, journal_id, points, reason), work
+        )
+
+
+def _require_pending(status: HoldStatus) -> None:
+    if status is HoldStatus.PENDING:
+        return
+    code, text = {
+        HoldStatus.CAPTURED: (ErrorCode.HOLD_ALREADY_CAPTURED, "the hold was already captured"),
+        HoldStatus.RELEASED: (ErrorCode.HOLD_ALREADY_RELEASED, "the hold was already released"),
+        HoldStatus.EXPIRED: (
+            ErrorCode.HOLD_EXPIRED,
+            "the hold expired and its points were released",
+        ),
+    }[status]
+    raise DomainError(code, text)
+
+
+async def _undone_so_far(conn: AsyncConnection, journal_id: int) -> tuple[int, bool]:
+    refunded = await conn.scalar(
+        select(func.coalesce(func.sum(journals.c.points), 0)).where(
+            journals.c.reverses_id == journal_id, journals.c.kind == JournalKind.REFUND
+        )
+    )
+    reversed_ = await conn.scalar(
+        select(
+            exists().where(
+                journals.c.reverses_id == journal_id, journals.c.kind == JournalKind.REVERSAL
+            )
+        )
+    )
+    return int(refunded or 0), bool(reversed_)
+
+
+async def _hold_view(conn: AsyncConnection, hold_id: int, member_id: int) -> HoldView:
+    row = (await conn.execute(select(holds).where(holds.c.id == hold_id))).one()
+    return HoldView(
+        hold_id=row.id,
+        program_id=row.program_id,
+        member_id=member_id,
+        points=row.points,
+        captured=row.captured,
+        status=row.status,
+        expires_at=row.expires_at,
+        reference=row.reference,
+    )
+
+
+def _result(
+    account: w.Account,
+    journal_id: int,
+    kind: JournalKind,
+    points: int,
+    delta: int,
+    now: datetime,
+    effective_at: datetime,
+    *,
+    reference: str | None = None,
+    lot_expires_at: datetime | None = None,
+    hold: HoldView | None = None,
+    reverses: int | None = None,
+    counter: w.Account | None = None,
+) -> OperationResult:
+    return OperationResult(
+        journal_id=journal_id,
+        kind=str(kind),
+        program_id=account.program_id,
+        member_id=account.member_id,
+        points=points,
+        delta=delta,
+        balance=account.balance,
+        effective_at=effective_at,
+        created_at=now,
+        lot_expires_at=lot_expires_at,
+        hold=hold,
+        reverses_journal_id=reverses,
+        counter_member_id=counter.member_id if counter else None,
+        counter_balance=counter.balance if counter else None,
+        reference=reference,
+    )
