@@ -7,6 +7,8 @@
 - LOYALTY_ENV: development or production (default development)
 - LOYALTY_HOST, LOYALTY_PORT: where ``loyalty serve`` listens (default 127.0.0.1:8000)
 - LOYALTY_DB_POOL_SIZE: PostgreSQL connections per process (default 10)
+- LOYALTY_SWEEP_INTERVAL_SECONDS: how often the app releases stale holds and expires due
+  points in the background (default 60; 0 turns the background sweep off)
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8000
     db_pool_size: int = 10
+    sweep_interval_seconds: float = 60.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -52,6 +55,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             host=env.get("LOYALTY_HOST", "127.0.0.1"),
             port=int(env.get("LOYALTY_PORT", "8000")),
             db_pool_size=int(env.get("LOYALTY_DB_POOL_SIZE", "10")),
+            sweep_interval_seconds=float(env.get("LOYALTY_SWEEP_INTERVAL_SECONDS", "60")),
         )
 
 

@@ -112,6 +112,9 @@ class IdempotentExecutor:
         self._registry = registry
         self._clock = clock
 
+    def now(self) -> datetime:
+        return self._clock()
+
     async def run(
         self,
         *,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, exists, func, select, update
+from sqlalchemy import and_, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.tables import accounts, entries, holds, journals, lot_draws, lots, members, programs
@@ -58,7 +58,7 @@ _ACCOUNT_COLUMNS = (
 )
 
 
-def _account(row: Row[Any]) -> Account:
+def _account(row: Any) -> Account:
     return Account(
         id=row.id,
         member_id=row.member_id,

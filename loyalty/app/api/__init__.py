@@ -1,0 +1,37 @@
+"""The JSON API under /api/v1: every route needs an API client (``Authorization: Bearer``)."""
+
+from __future__ import annotations
+
+from litestar import Router
+from litestar.di import Provide
+
+from loyalty.app.auth import api_client_guard, provide_caller
+from loyalty.app.dependencies import provide_ledger, provide_programs, provide_queries
+
+from .members import AccountController, MemberController
+from .operations import HoldController, JournalController, TransferController
+from .programs import ProgramController
+
+API_PREFIX = "/api/v1"
+
+
+def api_router() -> Router:
+    return Router(
+        path=API_PREFIX,
+        route_handlers=[
+            ProgramController,
+            MemberController,
+            AccountController,
+            HoldController,
+            JournalController,
+            TransferController,
+        ],
+        guards=[api_client_guard],
+        dependencies={
+            "caller": Provide(provide_caller, sync_to_thread=False),
+            "ledger": Provide(provide_ledger, sync_to_thread=False),
+            "programs": Provide(provide_programs, sync_to_thread=False),
+            "queries": Provide(provide_queries, sync_to_thread=False),
+        },
+        security=[{"BearerToken": []}],
+    )

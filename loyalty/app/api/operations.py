@@ -1,0 +1,140 @@
+"""Operations addressed by their own id: holds (capture, release), journals (refund,
+reverse), and transfers between members."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, get, post
+
+from loyalty.services.context import Caller
+from loyalty.services.ledger import Ledger
+from loyalty.services.queries import Queries
+from loyalty.services.results import HoldView, JournalView, OperationResult
+
+from .params import HoldId, IdempotencyKey, JournalId, ProgramId, answer
+from .schemas import CaptureRequest, RefundRequest, ReverseRequest, TransferRequest
+
+
+class HoldController(Controller):
+    path = "/programs/{program_id:int}/holds/{hold_id:int}"
+    tags = ["Ledger"]
+
+    @get("/", summary="Get a hold")
+    async def get_hold(
+        self, caller: Caller, queries: Queries, program_id: ProgramId, hold_id: HoldId
+    ) -> HoldView:
+        return await queries.hold(caller, program_id, hold_id)
+
+    @post("/capture", summary="Spend all or part of a hold; the rest is released")
+    async def capture(
+        self,
+        caller: Caller,
+        ledger: Ledger,
+        program_id: ProgramId,
+        hold_id: HoldId,
+        data: CaptureRequest,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OperationResult]:
+        outcome = await ledger.capture(
+            caller,
+            idempotency_key or "",
+            program_id=program_id,
+            hold_id=hold_id,
+            points=data.points,
+        )
+        return answer(outcome)
+
+    @post("/release", summary="Release a hold (order voided)")
+    async def release(
+        self,
+        caller: Caller,
+        ledger: Ledger,
+        program_id: ProgramId,
+        hold_id: HoldId,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OperationResult]:
+        outcome = await ledger.release(
+            caller, idempotency_key or "", program_id=program_id, hold_id=hold_id
+        )
+        return answer(outcome)
+
+
+class JournalController(Controller):
+    path = "/programs/{program_id:int}/journals/{journal_id:int}"
+    tags = ["Ledger"]
+
+    @get("/", summary="Get an operation, with how much of it was refunded")
+    async def get_journal(
+        self, caller: Caller, queries: Queries, program_id: ProgramId, journal_id: JournalId
+    ) -> JournalView:
+        return await queries.journal(caller, program_id, journal_id)
+
+    @post(
+        "/refund",
+        summary="Refund part or all of an earn, redeem or capture",
+        description=(
+            "Earned points are clawed back (never below zero: what the member already spent "
+            "is not taken); spent points return to the lots they came from."
+        ),
+    )
+    async def refund(
+        self,
+        caller: Caller,
+        ledger: Ledger,
+        program_id: ProgramId,
+        journal_id: JournalId,
+        data: RefundRequest,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OperationResult]:
+        outcome = await ledger.refund(
+            caller,
+            idempotency_key or "",
+            program_id=program_id,
+            journal_id=journal_id,
+            points=data.points,
+            reason=data.reason,
+        )
+        return answer(outcome)
+
+    @post("/reverse", summary="Reverse what refunds have not yet undone; at most once")
+    async def reverse(
+        self,
+        caller: Caller,
+        ledger: Ledger,
+        program_id: ProgramId,
+        journal_id: JournalId,
+        data: ReverseRequest,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OperationResult]:
+        outcome = await ledger.reverse(
+            caller,
+            idempotency_key or "",
+            program_id=program_id,
+            journal_id=journal_id,
+            reason=data.reason,
+        )
+        return answer(outcome)
+
+
+class TransferController(Controller):
+    path = "/programs/{program_id:int}/transfers"
+    tags = ["Ledger"]
+
+    @post("/", summary="Move points between two members of the program (expiry dates kept)")
+    async def transfer(
+        self,
+        caller: Caller,
+        ledger: Ledger,
+        program_id: ProgramId,
+        data: TransferRequest,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OperationResult]:
+        outcome = await ledger.transfer(
+            caller,
+            idempotency_key or "",
+            program_id=program_id,
+            from_member_id=data.from_member_id,
+            to_member_id=data.to_member_id,
+            points=data.points,
+            reason=data.reason,
+        )
+        return answer(outcome)

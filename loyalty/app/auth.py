@@ -1,0 +1,51 @@
+"""API clients authenticate with ``Authorization: Bearer <secret>``.
+
+The matching client scopes idempotency keys (its id) and data (its merchant). Secrets are
+compared in constant time. Terminal API keys stored hashed in the database come with the POS
+issue; until then clients are configured by ``LOYALTY_API_KEYS``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+
+from loyalty.services.context import Caller
+
+from .settings import Settings
+
+CALLER_STATE_KEY = "loyalty_caller"
+
+
+def authenticate(settings: Settings, authorization: str | None) -> Caller:
+    scheme, _, secret = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secret:
+        raise NotAuthorizedException(
+            "send the API key as 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": 'Bearer realm="loyalty"'},
+        )
+    matched = None
+    for client in settings.api_clients:
+        # Compare against every client so that timing does not tell which prefix matched.
+        if hmac.compare_digest(client.secret.encode(), secret.strip().encode()):
+            matched = client
+    if matched is None:
+        raise NotAuthorizedException(
+            "the API key is not valid", headers={"WWW-Authenticate": 'Bearer realm="loyalty"'}
+        )
+    return Caller(client_id=matched.client_id, merchant_id=matched.merchant_id)
+
+
+def api_client_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    settings: Settings = connection.app.state.settings
+    caller = authenticate(settings, connection.headers.get("authorization"))
+    connection.state[CALLER_STATE_KEY] = caller
+
+
+def provide_caller(request: Any) -> Caller:
+    caller: Caller = request.state[CALLER_STATE_KEY]
+    return caller

@@ -1,0 +1,145 @@
+"""The Litestar application factory: ``create_app()`` serves the whole platform."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
+from litestar.stores.memory import MemoryStore
+from litestar.stores.redis import RedisStore
+from litestar.stores.registry import StoreRegistry
+from redis.asyncio import Redis
+from swagger_ui_bundle import swagger_ui_path
+
+from loyalty import __version__
+from loyalty.db.engine import create_engine
+from loyalty.services.context import utc_now
+from loyalty.services.expiry import run_expiry_sweep
+from loyalty.services.ledger import Ledger
+from loyalty.services.programs import Programs
+from loyalty.services.queries import Queries
+
+from .api import api_router
+from .health import HealthController
+from .home import home
+from .problems import EXCEPTION_HANDLERS
+from .settings import Settings
+
+log = logging.getLogger("loyalty.app")
+
+SWAGGER_ASSETS = "/static/swagger-ui"
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Callable[[], datetime] = utc_now
+) -> Litestar:
+    settings = settings or Settings.from_env()
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    redis_client = Redis.from_url(settings.redis_url) if settings.redis_url else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        ledger = Ledger(engine, clock=clock)
+        app.state.update(
+            settings=settings,
+            engine=engine,
+            redis=redis_client,
+            ledger=ledger,
+            programs=Programs(ledger.executor),
+            queries=Queries(engine),
+        )
+        sweeper = None
+        if settings.sweep_interval_seconds > 0:
+            sweeper = asyncio.create_task(_sweep_forever(app, settings.sweep_interval_seconds))
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            if redis_client is not None:
+                await redis_client.aclose()
+
+    def settings_on_app(app_config: AppConfig) -> AppConfig:
+        app_config.state.update(settings=settings, engine=engine, redis=redis_client)
+        return app_config
+
+    stores = (
+        StoreRegistry(default_factory=lambda name: RedisStore(redis_client, namespace=name))
+        if redis_client is not None
+        else StoreRegistry(default_factory=lambda _name: MemoryStore())
+    )
+
+    return Litestar(
+        route_handlers=[
+            home,
+            HealthController,
+            api_router(),
+            create_static_files_router(
+                path=SWAGGER_ASSETS, directories=[swagger_ui_path], include_in_schema=False
+            ),
+        ],
+        plugins=[
+            SQLAlchemyPlugin(
+                config=SQLAlchemyAsyncConfig(
+                    engine_instance=engine,
+                    create_all=False,
+                    engine_dependency_key="db_engine",
+                    session_dependency_key="db_session",
+                )
+            )
+        ],
+        lifespan=[lifespan],
+        on_app_init=[settings_on_app],
+        stores=stores,
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="loyalty API",
+            version=__version__,
+            description=(
+                "Ledger-based loyalty points. Errors are application/problem+json with a "
+                "stable `code`. Every write needs an `Idempotency-Key` header."
+            ),
+            path="/schema",
+            render_plugins=[
+                SwaggerRenderPlugin(
+                    path="/swagger",
+                    js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+                    css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
+                    standalone_preset_js_url=f"{SWAGGER_ASSETS}/swagger-ui-standalone-preset.js",
+                )
+            ],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http", scheme="bearer", description="The API client's key"
+                    )
+                }
+            ),
+        ),
+        debug=False,
+    )
+
+
+async def _sweep_forever(app: Litestar, interval: float) -> None:
+    """Release stale holds and expire due points on a timer. Safe in several processes at
+    once: the sweep locks what it changes and a second run finds nothing left to do."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            result = await run_expiry_sweep(app.state.engine)
+            if result.accounts:
+                log.info("%s", result)
+        except Exception:
+            log.exception("background expiry sweep failed; retrying in %.0f s", interval)

@@ -1,0 +1,128 @@
+"""``loyalty seed-demo``: a small demo program so that a fresh ``make run`` has data to show.
+
+Idempotent: every write goes through the ledger with a fixed idempotency key, so a second run
+replays instead of adding (and the merchant and program are looked up before they are made).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from loyalty.db.engine import in_transaction
+from loyalty.db.tables import accounts, merchants, programs
+from loyalty.domain.expiry import ExpiryKind
+
+from .context import Caller, utc_now
+from .ledger import Ledger
+from .programs import Programs
+
+DEMO_MERCHANT = "Demo Bäckerei Sonnenschein"
+DEMO_PROGRAM_CODE = "sonnenpunkte"
+#: (display name, email, points earned in visits, points redeemed)
+DEMO_MEMBERS = (
+    ("Anna Berger", "anna.berger@example.org", (120, 80, 45), 100),
+    ("Lukas Hofer", "lukas.hofer@example.org", (300, 150), 0),
+    ("Sophie Wagner", "sophie.wagner@example.org", (60,), 0),
+    ("Jonas Steiner", "jonas.steiner@example.org", (500, 220, 90, 40), 400),
+    ("Mia Gruber", "mia.gruber@example.org", (25,), 0),
+)
+
+
+class DemoSummary(msgspec.Struct, frozen=True):
+    merchant_id: int
+    program_id: int
+    members: int
+
+    def __str__(self) -> str:
+        return (
+            f"demo merchant {self.merchant_id}, program {self.program_id} "
+            f"({DEMO_PROGRAM_CODE}), {self.members} members"
+        )
+
+
+async def seed_demo(
+    engine: AsyncEngine, *, progress: Callable[[int, int], None] | None = None
+) -> DemoSummary:
+    total = 2 + len(DEMO_MEMBERS)
+    report = progress or (lambda done, total: None)
+    report(0, total)
+
+    async def merchant(conn: AsyncConnection) -> int:
+        found = await conn.scalar(select(merchants.c.id).where(merchants.c.name == DEMO_MERCHANT))
+        if found is None:
+            found = await conn.scalar(
+                merchants.insert()
+                .values(name=DEMO_MERCHANT, created_at=utc_now())
+                .returning(merchants.c.id)
+            )
+        return int(found)
+
+    merchant_id = await in_transaction(engine, merchant)
+    report(1, total)
+    caller = Caller(client_id="system:seed-demo", merchant_id=merchant_id)
+    ledger = Ledger(engine)
+    program_service = Programs(ledger.executor)
+
+    async def existing_program(conn: AsyncConnection) -> int | None:
+        return await conn.scalar(
+            select(programs.c.id).where(
+                programs.c.merchant_id == merchant_id, programs.c.code == DEMO_PROGRAM_CODE
+            )
+        )
+
+    program_id = await in_transaction(engine, existing_program)
+    if program_id is None:
+        created = await program_service.create_program(
+            caller,
+            "demo-program",
+            code=DEMO_PROGRAM_CODE,
+            name="Sonnenpunkte",
+            currency="EUR",
+            expiry_kind=ExpiryKind.END_OF_MONTH_AFTER_MONTHS,
+            expiry_value=12,
+        )
+        program_id = created.result.program_id
+    report(2, total)
+
+    for index, (name, email, visits, redeemed) in enumerate(DEMO_MEMBERS, start=1):
+        enrolled = await program_service.enroll(
+            caller, f"demo-member-{index}", program_id=program_id, display_name=name, email=email
+        )
+        member_id = enrolled.result.member_id
+        for visit, points in enumerate(visits, start=1):
+            await ledger.earn(
+                caller,
+                f"demo-member-{index}-visit-{visit}",
+                program_id=program_id,
+                member_id=member_id,
+                points=points,
+                reference=f"DEMO-{index:02d}-{visit:03d}",
+            )
+        if redeemed:
+            await ledger.redeem(
+                caller,
+                f"demo-member-{index}-redeem",
+                program_id=program_id,
+                member_id=member_id,
+                points=redeemed,
+                reference=f"DEMO-{index:02d}-R",
+            )
+        report(2 + index, total)
+
+    async def member_count(conn: AsyncConnection) -> int:
+        rows = await conn.execute(
+            select(accounts.c.id).where(
+                accounts.c.program_id == program_id, accounts.c.kind == "member"
+            )
+        )
+        return len(rows.all())
+
+    return DemoSummary(
+        merchant_id=merchant_id,
+        program_id=program_id,
+        members=await in_transaction(engine, member_count),
+    )

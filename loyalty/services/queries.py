@@ -1,0 +1,318 @@
+"""Reads: balances, history, single operations, holds, programs and members.
+
+Balances are O(1) (the cached row) plus one index range over the account's lots for the
+expiring-soon list. History pages by journal id (keyset), newest first, so page N costs what
+page 1 costs.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from sqlalchemy import exists, func, select, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from loyalty.db.engine import in_transaction
+from loyalty.db.tables import accounts, holds, journals, lots, members, programs
+from loyalty.domain.errors import DomainError, ErrorCode
+from loyalty.domain.journals import JournalKind
+
+from .context import Caller
+from .ledger_writes import explain_missing_account
+from .programs import program_view, require_program
+from .results import (
+    BalanceView,
+    ExpiringPoints,
+    HistoryItem,
+    HistoryPage,
+    HoldView,
+    JournalView,
+    MemberView,
+    ProgramView,
+)
+
+MAX_PAGE_SIZE = 200
+#: How many distinct expiry dates the balance lists.
+EXPIRY_DATES_SHOWN = 12
+
+
+class Queries:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def _read(self, work: Any) -> Any:
+        return await in_transaction(self._engine, work, read_only=True)
+
+    async def balance(self, caller: Caller, program_id: int, member_id: int) -> BalanceView:
+        async def work(conn: AsyncConnection) -> BalanceView:
+            account = (
+                await conn.execute(
+                    select(accounts.c.id, accounts.c.posted, accounts.c.held, accounts.c.version)
+                    .join(programs, programs.c.id == accounts.c.program_id)
+                    .where(
+                        accounts.c.program_id == program_id,
+                        accounts.c.member_id == member_id,
+                        programs.c.merchant_id == caller.merchant_id,
+                    )
+                )
+            ).first()
+            if account is None:
+                await explain_missing_account(conn, caller, program_id, member_id)
+                raise AssertionError("unreachable")
+            free = (lots.c.remaining - lots.c.held).label("free")
+            rows = await conn.execute(
+                select(lots.c.expires_at, func.sum(free).label("points"))
+                .where(
+                    lots.c.account_id == account.id,
+                    lots.c.expires_at.is_not(None),
+                    lots.c.remaining > lots.c.held,
+                )
+                .group_by(lots.c.expires_at)
+                .order_by(lots.c.expires_at)
+                .limit(EXPIRY_DATES_SHOWN)
+            )
+            return BalanceView(
+                program_id=program_id,
+                member_id=member_id,
+                posted=account.posted,
+                held=account.held,
+                available=account.posted - account.held,
+                expiring=[ExpiringPoints(r.expires_at, int(r.points)) for r in rows],
+                version=account.version,
+            )
+
+        result: BalanceView = await self._read(work)
+        return result
+
+    async def history(
+        self,
+        caller: Caller,
+        program_id: int,
+        member_id: int,
+        *,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> HistoryPage:
+        before = decode_cursor(cursor) if cursor else None
+        limit = max(1, min(limit, MAX_PAGE_SIZE))
+
+        async def work(conn: AsyncConnection) -> HistoryPage:
+            account_id = await conn.scalar(
+                select(accounts.c.id)
+                .join(programs, programs.c.id == accounts.c.program_id)
+                .where(
+                    accounts.c.program_id == program_id,
+                    accounts.c.member_id == member_id,
+                    programs.c.merchant_id == caller.merchant_id,
+                )
+            )
+            if account_id is None:
+                await explain_missing_account(conn, caller, program_id, member_id)
+                raise AssertionError("unreachable")
+            # Two index range scans (as the member, as a transfer's receiver), merged.
+            parts = []
+            for column in (journals.c.account_id, journals.c.counter_account_id):
+                part = select(journals.c.id).where(column == account_id)
+                if before is not None:
+                    part = part.where(journals.c.id < before)
+                parts.append(part.order_by(journals.c.id.desc()).limit(limit + 1))
+            ids = union_all(*(p.subquery().select() for p in parts)).subquery()
+            counter = accounts.alias("counter")
+            main = accounts.alias("main")
+            rows = (
+                await conn.execute(
+                    select(
+                        journals,
+                        main.c.member_id.label("main_member"),
+                        counter.c.member_id.label("counter_member"),
+                    )
+                    .join(main, main.c.id == journals.c.account_id)
+                    .outerjoin(counter, counter.c.id == journals.c.counter_account_id)
+                    .where(journals.c.id.in_(select(ids.c.id)))
+                    .order_by(journals.c.id.desc())
+                    .limit(limit + 1)
+                )
+            ).all()
+            items = [_history_item(row, account_id) for row in rows[:limit]]
+            more = len(rows) > limit
+            return HistoryPage(
+                items=items, next_cursor=encode_cursor(items[-1].journal_id) if more else None
+            )
+
+        result: HistoryPage = await self._read(work)
+        return result
+
+    async def journal(self, caller: Caller, program_id: int, journal_id: int) -> JournalView:
+        async def work(conn: AsyncConnection) -> JournalView:
+            counter = accounts.alias("counter")
+            main = accounts.alias("main")
+            row = (
+                await conn.execute(
+                    select(
+                        journals,
+                        main.c.member_id.label("main_member"),
+                        counter.c.member_id.label("counter_member"),
+                    )
+                    .join(main, main.c.id == journals.c.account_id)
+                    .outerjoin(counter, counter.c.id == journals.c.counter_account_id)
+                    .join(programs, programs.c.id == journals.c.program_id)
+                    .where(
+                        journals.c.id == journal_id,
+                        journals.c.program_id == program_id,
+                        programs.c.merchant_id == caller.merchant_id,
+                    )
+                )
+            ).first()
+            if row is None:
+                raise DomainError(
+                    ErrorCode.JOURNAL_NOT_FOUND, "no such operation", journal_id=journal_id
+                )
+            refunded = await conn.scalar(
+                select(func.coalesce(func.sum(journals.c.points), 0)).where(
+                    journals.c.reverses_id == journal_id, journals.c.kind == JournalKind.REFUND
+                )
+            )
+            reversed_ = await conn.scalar(
+                select(
+                    exists().where(
+                        journals.c.reverses_id == journal_id,
+                        journals.c.kind == JournalKind.REVERSAL,
+                    )
+                )
+            )
+            return JournalView(
+                journal_id=row.id,
+                kind=row.kind,
+                program_id=row.program_id,
+                member_id=row.main_member,
+                points=row.points,
+                delta=row.delta,
+                held_delta=row.held_delta,
+                effective_at=row.effective_at,
+                created_at=row.created_at,
+                refunded=int(refunded or 0),
+                reversed=bool(reversed_),
+                reverses_journal_id=row.reverses_id,
+                hold_id=row.hold_id,
+                counter_member_id=row.counter_member,
+                actor=row.actor,
+                reason=row.reason,
+                reference=row.reference,
+            )
+
+        result: JournalView = await self._read(work)
+        return result
+
+    async def hold(self, caller: Caller, program_id: int, hold_id: int) -> HoldView:
+        async def work(conn: AsyncConnection) -> HoldView:
+            row = (
+                await conn.execute(
+                    select(holds, accounts.c.member_id)
+                    .join(accounts, accounts.c.id == holds.c.account_id)
+                    .join(programs, programs.c.id == holds.c.program_id)
+                    .where(
+                        holds.c.id == hold_id,
+                        holds.c.program_id == program_id,
+                        programs.c.merchant_id == caller.merchant_id,
+                    )
+                )
+            ).first()
+            if row is None:
+                raise DomainError(ErrorCode.HOLD_NOT_FOUND, "no such hold", hold_id=hold_id)
+            return HoldView(
+                hold_id=row.id,
+                program_id=row.program_id,
+                member_id=row.member_id,
+                points=row.points,
+                captured=row.captured,
+                status=row.status,
+                expires_at=row.expires_at,
+                reference=row.reference,
+            )
+
+        result: HoldView = await self._read(work)
+        return result
+
+    async def programs(self, caller: Caller) -> list[ProgramView]:
+        async def work(conn: AsyncConnection) -> list[ProgramView]:
+            rows = await conn.execute(
+                select(programs)
+                .where(programs.c.merchant_id == caller.merchant_id)
+                .order_by(programs.c.id)
+            )
+            return [program_view(row) for row in rows]
+
+        result: list[ProgramView] = await self._read(work)
+        return result
+
+    async def program(self, caller: Caller, program_id: int) -> ProgramView:
+        async def work(conn: AsyncConnection) -> ProgramView:
+            await require_program(conn, caller, program_id)
+            row = (await conn.execute(select(programs).where(programs.c.id == program_id))).one()
+            return program_view(row)
+
+        result: ProgramView = await self._read(work)
+        return result
+
+    async def member(self, caller: Caller, member_id: int) -> MemberView:
+        async def work(conn: AsyncConnection) -> MemberView:
+            row = (
+                await conn.execute(
+                    select(members).where(
+                        members.c.id == member_id, members.c.merchant_id == caller.merchant_id
+                    )
+                )
+            ).first()
+            if row is None:
+                raise DomainError(ErrorCode.MEMBER_NOT_FOUND, "no such member", member_id=member_id)
+            program_ids = await conn.execute(
+                select(accounts.c.program_id)
+                .where(accounts.c.member_id == member_id)
+                .order_by(accounts.c.program_id)
+            )
+            return MemberView(
+                member_id=row.id,
+                display_name=row.display_name,
+                email=row.email,
+                created_at=row.created_at,
+                program_ids=[r.program_id for r in program_ids],
+            )
+
+        result: MemberView = await self._read(work)
+        return result
+
+
+def _history_item(row: Any, account_id: int) -> HistoryItem:
+    as_receiver = row.account_id != account_id
+    return HistoryItem(
+        journal_id=row.id,
+        kind=row.kind,
+        points=row.points,
+        delta=-row.delta if as_receiver else row.delta,
+        held_delta=0 if as_receiver else row.held_delta,
+        effective_at=row.effective_at,
+        created_at=row.created_at,
+        reverses_journal_id=row.reverses_id,
+        hold_id=row.hold_id,
+        counter_member_id=row.main_member if as_receiver else row.counter_member,
+        reference=row.reference,
+        reason=row.reason,
+    )
+
+
+def encode_cursor(journal_id: int) -> str:
+    return base64.urlsafe_b64encode(f"j{journal_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("j"):
+            raise ValueError(raw)
+        value = int(raw[1:])
+        if value <= 0:
+            raise ValueError(raw)
+        return value
+    except (ValueError, UnicodeDecodeError):
+        raise DomainError(ErrorCode.INVALID_CURSOR, "the cursor is not one this API gave") from None
