@@ -1,0 +1,196 @@
+"""The ``loyalty`` command line: serve, migrate, seed demo data, verify and expire the ledger.
+
+Every command reads its configuration from the environment (:class:`Settings.from_env`); the
+service modules are imported inside the commands so that ``loyalty --help`` stays fast and a
+broken service cannot stop ``loyalty migrate`` from working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import click
+from sqlalchemy.engine import make_url
+
+from loyalty.app.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+T = TypeVar("T")
+
+#: Progress callbacks of the long-running services: ``(done, total)``.
+Progress = Callable[[int, int], None]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ValueError as error:
+        raise click.ClickException(f"bad configuration: {error}") from error
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _with_engine(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run ``work(engine)`` in a fresh event loop and dispose the engine afterwards."""
+    from loyalty.db.engine import create_engine
+
+    async def run() -> T:
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@contextmanager
+def _progress_bar(description: str) -> Iterator[Progress]:
+    """A rich progress bar on stderr, driven by a ``(done, total)`` callback."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _parse_aware_datetime(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> datetime | None:
+    """An ISO 8601 timestamp with a UTC offset (``2025-01-31T00:00:00+01:00`` or ``...Z``)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 timestamp") from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no UTC offset (add Z or +01:00)")
+    return parsed
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="loyalty")
+def main() -> None:
+    """loyalty: a ledger-based loyalty points platform.
+
+    Configuration comes from LOYALTY_* environment variables (see README.md); without any,
+    everything runs on the embedded SQLite database ./var/loyalty.db.
+    """
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind [default: LOYALTY_HOST or 127.0.0.1]")
+@click.option("--port", type=int, default=None, help="Port [default: LOYALTY_PORT or 8000]")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--reload", is_flag=True, help="Restart on code changes (development only).")
+def serve(host: str | None, port: int | None, workers: int, reload: bool) -> None:
+    """Serve the HTTP API (uvicorn, app factory loyalty.app.factory:create_app)."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "loyalty.app.factory:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port if port is not None else settings.port,
+        workers=None if reload else workers,
+        reload=reload,
+    )
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date (alembic upgrade head)."""
+    from loyalty.db.migrate import current_head, ensure_sqlite_directory, upgrade
+
+    settings = _settings()
+    ensure_sqlite_directory(settings.database_url)
+    upgrade(settings.database_url)
+    click.echo(f"{_safe_url(settings.database_url)}: schema at revision {current_head()} (head)")
+
+
+@main.command("seed-demo")
+def seed_demo() -> None:
+    """Create the demo merchant, program, members and history (safe to run again)."""
+    from loyalty.services.demo import seed_demo as seed
+
+    settings = _settings()
+    with _progress_bar("seeding demo data") as progress:
+        summary = _with_engine(settings, lambda engine: seed(engine, progress=progress))
+    click.echo(str(summary))
+
+
+@main.group()
+def ledger() -> None:
+    """Ledger maintenance: verification and the expiry sweep."""
+
+
+@ledger.command()
+def verify() -> None:
+    """Check every ledger invariant against the stored data; exit 1 on any difference."""
+    from loyalty.services.verify import verify_ledger
+
+    settings = _settings()
+    discrepancies = _with_engine(settings, verify_ledger)
+    if not discrepancies:
+        click.echo("ledger verified: no differences")
+        return
+    for discrepancy in discrepancies:
+        click.echo(str(discrepancy))
+    raise click.exceptions.Exit(1)
+
+
+@ledger.command()
+@click.option(
+    "--at",
+    metavar="ISO8601",
+    default=None,
+    callback=_parse_aware_datetime,
+    help="Expire as of this instant (ISO 8601 with offset) [default: the database clock].",
+)
+def expire(at: datetime | None) -> None:
+    """Expire the points of every lot whose time has come (running it twice changes nothing)."""
+    from loyalty.services.expiry import run_expiry_sweep
+
+    settings = _settings()
+    with _progress_bar("expiring points") as progress:
+        result = _with_engine(
+            settings, lambda engine: run_expiry_sweep(engine, at=at, progress=progress)
+        )
+    click.echo(str(result))
+
+
+@main.command("make-migration")
+@click.argument("message")
+def make_migration(message: str) -> None:
+    """Autogenerate the next Alembic revision from loyalty/db/tables.py (review it by hand!)."""
+    from loyalty.db.migrate import make_revision, upgrade
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'head.db'}"
+        upgrade(url)
+        rev_id = make_revision(url, message)
+    click.echo(f"created revision {rev_id}; review it, then run the migration tests")

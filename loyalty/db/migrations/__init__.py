@@ -1,0 +1,1 @@
+"""Alembic migrations for loyalty.db.tables (run them with ``loyalty migrate`` or loyalty.db.migrate)."""
