@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Response, get, post
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from loyalty.services.context import Caller
 from loyalty.services.ledger import Ledger
@@ -44,9 +44,9 @@ class AccountController(Controller):
         member_id: MemberId,
         cursor: Annotated[
             str | None,
-            Parameter(query="cursor", max_length=64, description="next_cursor of the last page"),
+            QueryParameter(max_length=64, description="next_cursor of the last page"),
         ] = None,
-        limit: Annotated[int, Parameter(query="limit", ge=1, le=MAX_PAGE_SIZE)] = 50,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE)] = 50,
     ) -> HistoryPage:
         return await queries.history(caller, program_id, member_id, cursor=cursor, limit=limit)
 

@@ -6,7 +6,7 @@ from typing import Annotated, TypeVar
 
 import msgspec
 from litestar import Response
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, PathParameter
 
 from loyalty.app.problems import REPLAYED_HEADER
 from loyalty.services.idempotency import MAX_KEY_LENGTH, Replayable
@@ -15,14 +15,14 @@ from .schemas import INT64_MAX
 
 T = TypeVar("T", bound=msgspec.Struct)
 
-ProgramId = Annotated[int, Parameter(gt=0, le=INT64_MAX, description="Program id")]
-MemberId = Annotated[int, Parameter(gt=0, le=INT64_MAX, description="Member id")]
-HoldId = Annotated[int, Parameter(gt=0, le=INT64_MAX, description="Hold id")]
-JournalId = Annotated[int, Parameter(gt=0, le=INT64_MAX, description="Operation (journal) id")]
+ProgramId = Annotated[int, PathParameter(gt=0, le=INT64_MAX, description="Program id")]
+MemberId = Annotated[int, PathParameter(gt=0, le=INT64_MAX, description="Member id")]
+HoldId = Annotated[int, PathParameter(gt=0, le=INT64_MAX, description="Hold id")]
+JournalId = Annotated[int, PathParameter(gt=0, le=INT64_MAX, description="Operation (journal) id")]
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header="Idempotency-Key",
+    HeaderParameter(
+        name="Idempotency-Key",
         required=False,
         description=(
             f"Required on every write; at most {MAX_KEY_LENGTH} printable ASCII characters. "
