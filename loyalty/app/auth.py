@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
@@ -46,6 +47,6 @@ def api_client_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
     connection.state[CALLER_STATE_KEY] = caller
 
 
-def provide_caller(request: Any) -> Caller:
+def provide_caller(request: Request[Any, Any, Any]) -> Caller:
     caller: Caller = request.state[CALLER_STATE_KEY]
     return caller

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Response, get, post
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, QueryParameter
 
 from loyalty.services.context import Caller
 from loyalty.services.ledger import Ledger
@@ -21,7 +22,12 @@ class MemberController(Controller):
     tags = ["Members"]
 
     @get("/{member_id:int}", summary="Get a member and the programs they are enrolled in")
-    async def get_member(self, caller: Caller, queries: Queries, member_id: MemberId) -> MemberView:
+    async def get_member(
+        self,
+        caller: NamedDependency[Caller],
+        queries: NamedDependency[Queries],
+        member_id: MemberId,
+    ) -> MemberView:
         return await queries.member(caller, member_id)
 
 
@@ -31,15 +37,19 @@ class AccountController(Controller):
 
     @get("/balance", summary="Balance: posted, held, available, and points by expiry date")
     async def balance(
-        self, caller: Caller, queries: Queries, program_id: ProgramId, member_id: MemberId
+        self,
+        caller: NamedDependency[Caller],
+        queries: NamedDependency[Queries],
+        program_id: ProgramId,
+        member_id: MemberId,
     ) -> BalanceView:
         return await queries.balance(caller, program_id, member_id)
 
     @get("/history", summary="Operations on the account, newest first (keyset pages)")
     async def history(
         self,
-        caller: Caller,
-        queries: Queries,
+        caller: NamedDependency[Caller],
+        queries: NamedDependency[Queries],
         program_id: ProgramId,
         member_id: MemberId,
         cursor: Annotated[
@@ -53,11 +63,11 @@ class AccountController(Controller):
     @post("/earn", summary="Credit points (a new lot expiring by the program's policy)")
     async def earn(
         self,
-        caller: Caller,
-        ledger: Ledger,
+        caller: NamedDependency[Caller],
+        ledger: NamedDependency[Ledger],
         program_id: ProgramId,
         member_id: MemberId,
-        data: EarnRequest,
+        data: JSONBody[EarnRequest],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OperationResult]:
         outcome = await ledger.earn(
@@ -74,11 +84,11 @@ class AccountController(Controller):
     @post("/redeem", summary="Spend points at once (soonest-expiring first)")
     async def redeem(
         self,
-        caller: Caller,
-        ledger: Ledger,
+        caller: NamedDependency[Caller],
+        ledger: NamedDependency[Ledger],
         program_id: ProgramId,
         member_id: MemberId,
-        data: RedeemRequest,
+        data: JSONBody[RedeemRequest],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OperationResult]:
         outcome = await ledger.redeem(
@@ -94,11 +104,11 @@ class AccountController(Controller):
     @post("/holds", summary="Hold points for an open order (captured or released later)")
     async def hold(
         self,
-        caller: Caller,
-        ledger: Ledger,
+        caller: NamedDependency[Caller],
+        ledger: NamedDependency[Ledger],
         program_id: ProgramId,
         member_id: MemberId,
-        data: HoldRequest,
+        data: JSONBody[HoldRequest],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OperationResult]:
         outcome = await ledger.hold(
@@ -115,11 +125,11 @@ class AccountController(Controller):
     @post("/adjustments", summary="Manual adjustment by a person, with a reason")
     async def adjust(
         self,
-        caller: Caller,
-        ledger: Ledger,
+        caller: NamedDependency[Caller],
+        ledger: NamedDependency[Ledger],
         program_id: ProgramId,
         member_id: MemberId,
-        data: AdjustRequest,
+        data: JSONBody[AdjustRequest],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OperationResult]:
         outcome = await ledger.adjust(

@@ -4,6 +4,8 @@ reverse), and transfers between members."""
 from __future__ import annotations
 
 from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from loyalty.services.context import Caller
 from loyalty.services.ledger import Ledger
@@ -20,18 +22,22 @@ class HoldController(Controller):
 
     @get("/", summary="Get a hold")
     async def get_hold(
-        self, caller: Caller, queries: Queries, program_id: ProgramId, hold_id: HoldId
+        self,
+        caller: NamedDependency[Caller],
+        queries: NamedDependency[Queries],
+        program_id: ProgramId,
+        hold_id: HoldId,
     ) -> HoldView:
         return await queries.hold(caller, program_id, hold_id)
 
     @post("/capture", summary="Spend all or part of a hold; the rest is released")
     async def capture(
         self,
-        caller: Caller,
-        ledger: Ledger,
+        caller: NamedDependency[Caller],
+        ledger: NamedDependency[Ledger],
         program_id: ProgramId,
         hold_id: HoldId,
-        data: CaptureRequest,
+        data: JSONBody[CaptureRequest],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OperationResult]:
         outcome = await ledger.capture(
@@ -46,8 +52,8 @@ class HoldController(Controller):
     @post("/release", summary="Release a hold (order voided)")
     async def release(
         self,
-        caller: Caller,
-        ledger: Ledger,
+        caller: NamedDependency[Caller],
+        ledger: NamedDependency[Ledger],
         program_id: ProgramId,
         hold_id: HoldId,
         idempotency_key: IdempotencyKey = None,
@@ -64,7 +70,11 @@ class JournalController(Controller):
 
     @get("/", summary="Get an operation, with how much of it was refunded")
     async def get_journal(
-        self, caller: Caller, queries: Queries, program_id: ProgramId, journal_id: JournalId
+        self,
+        caller: NamedDependency[Caller],
+        queries: NamedDependency[Queries],
+        program_id: ProgramId,
+        journal_id: JournalId,
     ) -> JournalView:
         return await queries.journal(caller, program_id, journal_id)
 
@@ -78,11 +88,11 @@ class JournalController(Controller):
     )
     async def refund(
         self,
-        caller: Caller,
-        ledger: Ledger,
+        caller: NamedDependency[Caller],
+        ledger: NamedDependency[Ledger],
         program_id: ProgramId,
         journal_id: JournalId,
-        data: RefundRequest,
+        data: JSONBody[RefundRequest],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OperationResult]:
         outcome = await ledger.refund(
@@ -98,11 +108,11 @@ class JournalController(Controller):
     @post("/reverse", summary="Reverse what refunds have not yet undone; at most once")
     async def reverse(
         self,
-        caller: Caller,
-        ledger: Ledger,
+        caller: NamedDependency[Caller],
+        ledger: NamedDependency[Ledger],
         program_id: ProgramId,
         journal_id: JournalId,
-        data: ReverseRequest,
+        data: JSONBody[ReverseRequest],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OperationResult]:
         outcome = await ledger.reverse(
@@ -122,10 +132,10 @@ class TransferController(Controller):
     @post("/", summary="Move points between two members of the program (expiry dates kept)")
     async def transfer(
         self,
-        caller: Caller,
-        ledger: Ledger,
+        caller: NamedDependency[Caller],
+        ledger: NamedDependency[Ledger],
         program_id: ProgramId,
-        data: TransferRequest,
+        data: JSONBody[TransferRequest],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OperationResult]:
         outcome = await ledger.transfer(

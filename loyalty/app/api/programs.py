@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from loyalty.services.context import Caller
 from loyalty.services.programs import Programs
@@ -18,15 +20,17 @@ class ProgramController(Controller):
     tags = ["Programs"]
 
     @get("/", summary="List the merchant's programs")
-    async def list_programs(self, caller: Caller, queries: Queries) -> list[ProgramView]:
+    async def list_programs(
+        self, caller: NamedDependency[Caller], queries: NamedDependency[Queries]
+    ) -> list[ProgramView]:
         return await queries.programs(caller)
 
     @post("/", summary="Create a program")
     async def create_program(
         self,
-        caller: Caller,
-        programs: Programs,
-        data: CreateProgramRequest,
+        caller: NamedDependency[Caller],
+        programs: NamedDependency[Programs],
+        data: JSONBody[CreateProgramRequest],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[ProgramView]:
         outcome = await programs.create_program(
@@ -44,7 +48,10 @@ class ProgramController(Controller):
 
     @get("/{program_id:int}", summary="Get a program")
     async def get_program(
-        self, caller: Caller, queries: Queries, program_id: ProgramId
+        self,
+        caller: NamedDependency[Caller],
+        queries: NamedDependency[Queries],
+        program_id: ProgramId,
     ) -> ProgramView:
         return await queries.program(caller, program_id)
 
@@ -55,10 +62,10 @@ class ProgramController(Controller):
     )
     async def enroll(
         self,
-        caller: Caller,
-        programs: Programs,
+        caller: NamedDependency[Caller],
+        programs: NamedDependency[Programs],
         program_id: ProgramId,
-        data: EnrollRequest,
+        data: JSONBody[EnrollRequest],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[EnrollmentResult]:
         outcome = await programs.enroll(
