@@ -41,20 +41,32 @@ def spending_order(lots: Iterable[Lot]) -> list[Lot]:
     return sorted(lots, key=lambda lot: (lot.expires_at is None, lot.expires_at or 0, lot.id))
 
 
+def _take(sources: Iterable[Draw], points: Points) -> tuple[list[Draw], Points]:
+    """Walk ``sources`` (lot, points it can give) in order, taking until ``points`` are covered.
+    Returns what was taken and what is still missing."""
+    taken: list[Draw] = []
+    left = points
+    for source in sources:
+        if left == 0:
+            break
+        take = min(source.points, left)
+        if take > 0:
+            taken.append(Draw(source.lot_id, take))
+            left -= take
+    return taken, left
+
+
+def _free(lots: Iterable[Lot]) -> list[Draw]:
+    return [Draw(lot.id, lot.free) for lot in spending_order(lots) if lot.free > 0]
+
+
 def draw_fifo(lots: Sequence[Lot], points: Points) -> list[Draw]:
     """Take exactly ``points`` free points, soonest expiry first, or refuse.
 
     Points stay spendable until the expiry sweep takes them (DESIGN.md invariant 7 makes the
     sweep the one place where points expire), so a lot past its date still counts here.
     """
-    draws: list[Draw] = []
-    left = points
-    for lot in spending_order(lot for lot in lots if lot.free > 0):
-        if left == 0:
-            break
-        take = min(lot.free, left)
-        draws.append(Draw(lot.id, take))
-        left -= take
+    draws, left = _take(_free(lots), points)
     if left:
         raise DomainError(
             ErrorCode.INSUFFICIENT_POINTS,
@@ -71,17 +83,9 @@ def draw_clawback(lots: Sequence[Lot], points: Points, prefer: frozenset[int]) -
     Clawback never takes held points and never goes below zero; it may take fewer than asked
     (Square's rule: earned points are removed "never below zero").
     """
-    candidates = [lot for lot in lots if lot.free > 0]
-    preferred = spending_order(lot for lot in candidates if lot.id in prefer)
-    others = spending_order(lot for lot in candidates if lot.id not in prefer)
-    draws: list[Draw] = []
-    left = points
-    for lot in preferred + others:
-        if left == 0:
-            break
-        take = min(lot.free, left)
-        draws.append(Draw(lot.id, take))
-        left -= take
+    preferred = _free(lot for lot in lots if lot.id in prefer)
+    others = _free(lot for lot in lots if lot.id not in prefer)
+    draws, _ = _take(preferred + others, points)
     return draws
 
 
@@ -95,14 +99,7 @@ def split_capture(hold_draws: Sequence[Draw], points: Points) -> list[Draw]:
             requested=points,
             held=held,
         )
-    captured: list[Draw] = []
-    left = points
-    for draw in hold_draws:
-        if left == 0:
-            break
-        take = min(draw.points, left)
-        captured.append(Draw(draw.lot_id, take))
-        left -= take
+    captured, _ = _take(hold_draws, points)
     return captured
 
 
@@ -121,15 +118,7 @@ def draw_returns(outstanding: Sequence[Draw], points: Points) -> list[Draw]:
             requested=points,
             refundable=total,
         )
-    returns: list[Draw] = []
-    left = points
-    for draw in reversed(outstanding):
-        if left == 0:
-            break
-        give = min(draw.points, left)
-        if give:
-            returns.append(Draw(draw.lot_id, give))
-        left -= give
+    returns, _ = _take(reversed(outstanding), points)
     return returns
 
 
@@ -143,8 +132,4 @@ def net_draws(draws: Iterable[Draw]) -> list[Draw]:
 
 def expirable(lots: Iterable[Lot], at: datetime) -> list[Draw]:
     """What an expiry sweep at ``at`` takes: the free points of every lot whose time has come."""
-    return [
-        Draw(lot.id, lot.free)
-        for lot in spending_order(lots)
-        if lot.expires_at is not None and lot.expires_at <= at and lot.free > 0
-    ]
+    return _free(lot for lot in lots if lot.expires_at is not None and lot.expires_at <= at)

@@ -158,20 +158,40 @@ class IdempotentExecutor:
             if stored is not None:
                 return _replay(stored, request_hash, result_type)
             result = await work(conn)
-            await conn.execute(
-                idempotency_keys.insert().values(
-                    client_id=client_id,
-                    key=key,
-                    request_hash=request_hash,
-                    outcome=OK,
-                    response=msgspec.json.encode(result),
-                    journal_id=journal_id_of(result),
-                    created_at=self._clock(),
-                )
+            await self._store(
+                conn,
+                client_id,
+                key,
+                request_hash,
+                OK,
+                msgspec.json.encode(result),
+                journal_id_of(result),
             )
             return Replayable(result=result, replayed=False)
 
         return await in_transaction(self._engine, transaction)
+
+    async def _store(
+        self,
+        conn: AsyncConnection,
+        client_id: str,
+        key: str,
+        request_hash: str,
+        outcome: str,
+        response: bytes,
+        journal_id: int | None = None,
+    ) -> None:
+        await conn.execute(
+            idempotency_keys.insert().values(
+                client_id=client_id,
+                key=key,
+                request_hash=request_hash,
+                outcome=outcome,
+                response=response,
+                journal_id=journal_id,
+                created_at=self._clock(),
+            )
+        )
 
     async def _store_rejection(
         self,
@@ -189,16 +209,8 @@ class IdempotentExecutor:
             if stored is not None:
                 # Someone stored an answer meanwhile; theirs stands (and is what a retry sees).
                 return
-            await conn.execute(
-                idempotency_keys.insert().values(
-                    client_id=client_id,
-                    key=key,
-                    request_hash=request_hash,
-                    outcome=str(refusal.code),
-                    response=msgspec.json.encode(body),
-                    journal_id=None,
-                    created_at=self._clock(),
-                )
+            await self._store(
+                conn, client_id, key, request_hash, str(refusal.code), msgspec.json.encode(body)
             )
 
         # An IntegrityError means a concurrent attempt stored its answer first: that one stands.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loyalty.db.tables import accounts, holds, journals, programs
@@ -27,6 +27,7 @@ from loyalty.domain.points import credited, require_positive
 from . import ledger_writes as w
 from .context import Caller, utc_now
 from .idempotency import IdempotentExecutor, InFlightRegistry, Replayable, fingerprint
+from .lookups import hold_view, undone_so_far
 from .results import HoldView, OperationResult
 
 #: Holds may be asked to last between these bounds; the program sets the default.
@@ -72,23 +73,18 @@ class Ledger:
                     ErrorCode.EFFECTIVE_AT_IN_FUTURE, "effective_at lies in the future"
                 )
             account = await self._lock_one(conn, caller, program_id, member_id, now)
-            when = effective_at or now
-            expires_at = account.expiry.expires_at(when)
-            account.posted = credited(account.posted, points)
             issued = (await self._system(conn, program_id))["issued"]
-            journal_id = await w.insert_journal(
+            journal_id, expires_at = await w.credit(
                 conn,
                 caller,
                 account,
                 JournalKind.EARN,
-                points=points,
-                delta=points,
-                at=now,
-                effective_at=when,
+                points,
+                issued,
+                now,
+                effective_at=effective_at,
                 reference=reference,
             )
-            await w.insert_entries(conn, journal_id, [(account.id, points), (issued, -points)])
-            await w.insert_lot(conn, account, journal_id, points, expires_at, now)
             await w.save_account(conn, account)
             return _result(
                 account,
@@ -97,7 +93,7 @@ class Ledger:
                 points,
                 points,
                 now,
-                when,
+                effective_at or now,
                 reference=reference,
                 lot_expires_at=expires_at,
             )
@@ -119,21 +115,17 @@ class Ledger:
 
         async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
             account = await self._lock_one(conn, caller, program_id, member_id, now)
-            draws = draw_fifo(await w.free_lots(conn, account.id), points)
             redeemed = (await self._system(conn, program_id))["redeemed"]
-            journal_id = await w.insert_journal(
+            journal_id, _, _ = await w.debit(
                 conn,
                 caller,
                 account,
                 JournalKind.REDEEM,
-                points=points,
-                delta=-points,
-                at=now,
+                points,
+                redeemed,
+                now,
                 reference=reference,
             )
-            await w.insert_entries(conn, journal_id, [(account.id, -points), (redeemed, points)])
-            await w.change_lots(conn, journal_id, taken=draws, record=draws)
-            account.posted -= points
             await w.save_account(conn, account)
             return _result(
                 account,
@@ -304,27 +296,29 @@ class Ledger:
             counterpart = (await self._system(conn, program_id))["adjustments"]
             expires_at = None
             if points > 0:
-                account.posted = credited(account.posted, points)
+                journal_id, expires_at = await w.credit(
+                    conn,
+                    caller,
+                    account,
+                    JournalKind.ADJUST,
+                    points,
+                    counterpart,
+                    now,
+                    actor=actor,
+                    reason=reason,
+                )
             else:
-                draws = draw_fifo(await w.free_lots(conn, account.id), -points)
-                account.posted += points
-            journal_id = await w.insert_journal(
-                conn,
-                caller,
-                account,
-                JournalKind.ADJUST,
-                points=abs(points),
-                delta=points,
-                at=now,
-                actor=actor,
-                reason=reason,
-            )
-            await w.insert_entries(conn, journal_id, [(account.id, points), (counterpart, -points)])
-            if points > 0:
-                expires_at = account.expiry.expires_at(now)
-                await w.insert_lot(conn, account, journal_id, points, expires_at, now)
-            else:
-                await w.change_lots(conn, journal_id, taken=draws, record=draws)
+                journal_id, _, _ = await w.debit(
+                    conn,
+                    caller,
+                    account,
+                    JournalKind.ADJUST,
+                    -points,
+                    counterpart,
+                    now,
+                    actor=actor,
+                    reason=reason,
+                )
             await w.save_account(conn, account)
             return _result(
                 account,
@@ -362,23 +356,18 @@ class Ledger:
             for account in found.values():
                 await w.settle_stale_holds(conn, caller, account, now)
             source, target = found[from_member_id], found[to_member_id]
-            source_lots = await w.free_lots(conn, source.id)
-            draws = draw_fifo(source_lots, points)
             target.posted = credited(target.posted, points)
-            source.posted -= points
-            journal_id = await w.insert_journal(
+            journal_id, draws, source_lots = await w.debit(
                 conn,
                 caller,
                 source,
                 JournalKind.TRANSFER,
-                points=points,
-                delta=-points,
+                points,
+                target.id,
+                now,
                 counter_account_id=target.id,
-                at=now,
                 reason=reason,
             )
-            await w.insert_entries(conn, journal_id, [(source.id, -points), (target.id, points)])
-            await w.change_lots(conn, journal_id, taken=draws, record=draws)
             expiry_of = {lot.id: lot.expires_at for lot in source_lots}
             for draw in draws:
                 await w.insert_lot(
@@ -387,7 +376,14 @@ class Ledger:
             await w.save_account(conn, source)
             await w.save_account(conn, target)
             return _result(
-                source, journal_id, JournalKind.TRANSFER, points, -points, now, now, counter=target
+                source,
+                journal_id,
+                JournalKind.TRANSFER,
+                points,
+                -points,
+                now,
+                now,
+                counter=target,
             )
 
         body = (program_id, from_member_id, to_member_id, points, reason)
@@ -480,7 +476,7 @@ class Ledger:
             )
             await w.save_account(conn, account)
             captured = sum(d.points for d in spend)
-            view = await _hold_view(conn, hold_id, found.member_id)
+            view = await hold_view(conn, caller, program_id, hold_id)
             kind = JournalKind.CAPTURE if outcome is HoldStatus.CAPTURED else JournalKind.RELEASE
             return _result(
                 account,
@@ -531,7 +527,7 @@ class Ledger:
                 await w.settle_stale_holds(conn, caller, account, now)
             member = locked[original.account_id]
             original_kind = JournalKind(original.kind)
-            refunded, was_reversed = await _undone_so_far(conn, journal_id)
+            refunded, was_reversed = await undone_so_far(conn, journal_id)
             if points is not None:
                 check_refund(original_kind, original.points, refunded, was_reversed, points)
                 amount = points
@@ -644,36 +640,6 @@ def _require_pending(status: HoldStatus) -> None:
         ),
     }[status]
     raise DomainError(code, text)
-
-
-async def _undone_so_far(conn: AsyncConnection, journal_id: int) -> tuple[int, bool]:
-    refunded = await conn.scalar(
-        select(func.coalesce(func.sum(journals.c.points), 0)).where(
-            journals.c.reverses_id == journal_id, journals.c.kind == JournalKind.REFUND
-        )
-    )
-    reversed_ = await conn.scalar(
-        select(
-            exists().where(
-                journals.c.reverses_id == journal_id, journals.c.kind == JournalKind.REVERSAL
-            )
-        )
-    )
-    return int(refunded or 0), bool(reversed_)
-
-
-async def _hold_view(conn: AsyncConnection, hold_id: int, member_id: int) -> HoldView:
-    row = (await conn.execute(select(holds).where(holds.c.id == hold_id))).one()
-    return HoldView(
-        hold_id=row.id,
-        program_id=row.program_id,
-        member_id=member_id,
-        points=row.points,
-        captured=row.captured,
-        status=row.status,
-        expires_at=row.expires_at,
-        reference=row.reference,
-    )
 
 
 def _result(

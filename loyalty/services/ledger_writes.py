@@ -10,16 +10,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from loyalty.db.tables import accounts, entries, holds, journals, lot_draws, lots, members, programs
-from loyalty.domain.errors import DomainError, ErrorCode
+from loyalty.db.tables import accounts, entries, holds, journals, lot_draws, lots, programs
 from loyalty.domain.expiry import ExpiryKind, ExpiryPolicy
 from loyalty.domain.journals import HoldStatus, JournalKind
-from loyalty.domain.lots import Draw, Lot
+from loyalty.domain.lots import Draw, Lot, draw_fifo
+from loyalty.domain.points import credited
 
 from .context import Caller
+from .lookups import explain_missing_account
 from .results import Balance
 
 SYSTEM_ACCOUNT_KINDS = ("issued", "redeemed", "expired", "adjustments")
@@ -108,34 +109,6 @@ async def lock_accounts(conn: AsyncConnection, account_ids: Sequence[int]) -> di
         )
     ).all()
     return {row.id: _account(row) for row in rows}
-
-
-async def explain_missing_account(
-    conn: AsyncConnection, caller: Caller, program_id: int, member_id: int
-) -> None:
-    """Raise the precise reason a member's account could not be found (the error path only)."""
-    program_known = await conn.scalar(
-        select(
-            exists().where(
-                programs.c.id == program_id, programs.c.merchant_id == caller.merchant_id
-            )
-        )
-    )
-    if not program_known:
-        raise DomainError(ErrorCode.PROGRAM_NOT_FOUND, "no such program", program_id=program_id)
-    member_known = await conn.scalar(
-        select(
-            exists().where(members.c.id == member_id, members.c.merchant_id == caller.merchant_id)
-        )
-    )
-    if not member_known:
-        raise DomainError(ErrorCode.MEMBER_NOT_FOUND, "no such member", member_id=member_id)
-    raise DomainError(
-        ErrorCode.NOT_ENROLLED,
-        "the member is not enrolled in this program",
-        member_id=member_id,
-        program_id=program_id,
-    )
 
 
 async def system_accounts(conn: AsyncConnection, program_id: int) -> dict[str, int]:
@@ -404,3 +377,78 @@ async def resolve_hold(
     account.held -= hold_points
     account.dirty = True
     return journal_id
+
+
+async def credit(
+    conn: AsyncConnection,
+    caller: Caller,
+    account: Account,
+    kind: JournalKind,
+    points: int,
+    counterpart_id: int,
+    at: datetime,
+    *,
+    effective_at: datetime | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+    reference: str | None = None,
+) -> tuple[int, datetime | None]:
+    """Credit ``points`` to the member as a new lot expiring by the program's policy, taken
+    from ``counterpart_id``. Returns the journal id and the lot's expiry."""
+    account.posted = credited(account.posted, points)
+    expires_at = account.expiry.expires_at(effective_at or at)
+    journal_id = await insert_journal(
+        conn,
+        caller,
+        account,
+        kind,
+        points=points,
+        delta=points,
+        at=at,
+        effective_at=effective_at,
+        actor=actor,
+        reason=reason,
+        reference=reference,
+    )
+    await insert_entries(conn, journal_id, [(account.id, points), (counterpart_id, -points)])
+    await insert_lot(conn, account, journal_id, points, expires_at, at)
+    account.dirty = True
+    return journal_id, expires_at
+
+
+async def debit(
+    conn: AsyncConnection,
+    caller: Caller,
+    account: Account,
+    kind: JournalKind,
+    points: int,
+    counterpart_id: int,
+    at: datetime,
+    *,
+    counter_account_id: int | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+    reference: str | None = None,
+) -> tuple[int, list[Draw], list[Lot]]:
+    """Spend ``points`` of the member's free points (soonest expiry first) to
+    ``counterpart_id``. Returns the journal id, the draws and the lots they came from."""
+    lots = await free_lots(conn, account.id)
+    draws = draw_fifo(lots, points)
+    journal_id = await insert_journal(
+        conn,
+        caller,
+        account,
+        kind,
+        points=points,
+        delta=-points,
+        at=at,
+        counter_account_id=counter_account_id,
+        actor=actor,
+        reason=reason,
+        reference=reference,
+    )
+    await insert_entries(conn, journal_id, [(account.id, -points), (counterpart_id, points)])
+    await change_lots(conn, journal_id, taken=draws, record=draws)
+    account.posted -= points
+    account.dirty = True
+    return journal_id, draws, lots

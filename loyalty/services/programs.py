@@ -20,6 +20,7 @@ from loyalty.domain.expiry import ExpiryKind, ExpiryPolicy
 from .context import Caller
 from .idempotency import IdempotentExecutor, Replayable, fingerprint
 from .ledger_writes import SYSTEM_ACCOUNT_KINDS
+from .lookups import require_member, require_program
 from .results import Balance, EnrollmentResult, ProgramView
 
 
@@ -183,28 +184,6 @@ def _policy(kind: str, value: int, timezone: str) -> ExpiryPolicy:
         return ExpiryPolicy(ExpiryKind(kind), value, timezone)
     except ValueError as error:
         raise DomainError(ErrorCode.VALIDATION_FAILED, str(error)) from None
-
-
-async def require_program(conn: AsyncConnection, caller: Caller, program_id: int) -> None:
-    found = await conn.scalar(
-        select(
-            exists().where(
-                programs.c.id == program_id, programs.c.merchant_id == caller.merchant_id
-            )
-        )
-    )
-    if not found:
-        raise DomainError(ErrorCode.PROGRAM_NOT_FOUND, "no such program", program_id=program_id)
-
-
-async def require_member(conn: AsyncConnection, caller: Caller, member_id: int) -> None:
-    found = await conn.scalar(
-        select(
-            exists().where(members.c.id == member_id, members.c.merchant_id == caller.merchant_id)
-        )
-    )
-    if not found:
-        raise DomainError(ErrorCode.MEMBER_NOT_FOUND, "no such member", member_id=member_id)
 
 
 def program_view(row: Any) -> ProgramView:

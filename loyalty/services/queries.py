@@ -10,17 +10,16 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from sqlalchemy import exists, func, select, union_all
+from sqlalchemy import func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loyalty.db.engine import in_transaction
-from loyalty.db.tables import accounts, holds, journals, lots, members, programs
+from loyalty.db.tables import accounts, journals, lots, members, programs
 from loyalty.domain.errors import DomainError, ErrorCode
-from loyalty.domain.journals import JournalKind
 
 from .context import Caller
-from .ledger_writes import explain_missing_account
-from .programs import program_view, require_program
+from .lookups import explain_missing_account, hold_view, require_program, undone_so_far
+from .programs import program_view
 from .results import (
     BalanceView,
     ExpiringPoints,
@@ -168,19 +167,7 @@ class Queries:
                 raise DomainError(
                     ErrorCode.JOURNAL_NOT_FOUND, "no such operation", journal_id=journal_id
                 )
-            refunded = await conn.scalar(
-                select(func.coalesce(func.sum(journals.c.points), 0)).where(
-                    journals.c.reverses_id == journal_id, journals.c.kind == JournalKind.REFUND
-                )
-            )
-            reversed_ = await conn.scalar(
-                select(
-                    exists().where(
-                        journals.c.reverses_id == journal_id,
-                        journals.c.kind == JournalKind.REVERSAL,
-                    )
-                )
-            )
+            refunded, reversed_ = await undone_so_far(conn, journal_id)
             return JournalView(
                 journal_id=row.id,
                 kind=row.kind,
@@ -191,8 +178,8 @@ class Queries:
                 held_delta=row.held_delta,
                 effective_at=row.effective_at,
                 created_at=row.created_at,
-                refunded=int(refunded or 0),
-                reversed=bool(reversed_),
+                refunded=refunded,
+                reversed=reversed_,
                 reverses_journal_id=row.reverses_id,
                 hold_id=row.hold_id,
                 counter_member_id=row.counter_member,
@@ -206,30 +193,7 @@ class Queries:
 
     async def hold(self, caller: Caller, program_id: int, hold_id: int) -> HoldView:
         async def work(conn: AsyncConnection) -> HoldView:
-            row = (
-                await conn.execute(
-                    select(holds, accounts.c.member_id)
-                    .join(accounts, accounts.c.id == holds.c.account_id)
-                    .join(programs, programs.c.id == holds.c.program_id)
-                    .where(
-                        holds.c.id == hold_id,
-                        holds.c.program_id == program_id,
-                        programs.c.merchant_id == caller.merchant_id,
-                    )
-                )
-            ).first()
-            if row is None:
-                raise DomainError(ErrorCode.HOLD_NOT_FOUND, "no such hold", hold_id=hold_id)
-            return HoldView(
-                hold_id=row.id,
-                program_id=row.program_id,
-                member_id=row.member_id,
-                points=row.points,
-                captured=row.captured,
-                status=row.status,
-                expires_at=row.expires_at,
-                reference=row.reference,
-            )
+            return await hold_view(conn, caller, program_id, hold_id)
 
         result: HoldView = await self._read(work)
         return result

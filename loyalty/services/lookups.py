@@ -1,0 +1,97 @@
+"""Look-ups shared by operations and reads: scoped existence checks, hold views, how much of
+an operation was already undone. Everything here is scoped by the caller's merchant where a
+caller is involved: another merchant's ids look exactly like missing ones."""
+
+from __future__ import annotations
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from loyalty.db.tables import accounts, holds, journals, members, programs
+from loyalty.domain.errors import DomainError, ErrorCode
+from loyalty.domain.journals import JournalKind
+
+from .context import Caller
+from .results import HoldView
+
+
+async def require_program(conn: AsyncConnection, caller: Caller, program_id: int) -> None:
+    found = await conn.scalar(
+        select(
+            exists().where(
+                programs.c.id == program_id, programs.c.merchant_id == caller.merchant_id
+            )
+        )
+    )
+    if not found:
+        raise DomainError(ErrorCode.PROGRAM_NOT_FOUND, "no such program", program_id=program_id)
+
+
+async def require_member(conn: AsyncConnection, caller: Caller, member_id: int) -> None:
+    found = await conn.scalar(
+        select(
+            exists().where(members.c.id == member_id, members.c.merchant_id == caller.merchant_id)
+        )
+    )
+    if not found:
+        raise DomainError(ErrorCode.MEMBER_NOT_FOUND, "no such member", member_id=member_id)
+
+
+async def explain_missing_account(
+    conn: AsyncConnection, caller: Caller, program_id: int, member_id: int
+) -> None:
+    """Raise the precise reason a member's account could not be found (the error path only)."""
+    await require_program(conn, caller, program_id)
+    await require_member(conn, caller, member_id)
+    raise DomainError(
+        ErrorCode.NOT_ENROLLED,
+        "the member is not enrolled in this program",
+        member_id=member_id,
+        program_id=program_id,
+    )
+
+
+async def undone_so_far(conn: AsyncConnection, journal_id: int) -> tuple[int, bool]:
+    """Points of the operation already refunded, and whether it was reversed."""
+    refunded = await conn.scalar(
+        select(func.coalesce(func.sum(journals.c.points), 0)).where(
+            journals.c.reverses_id == journal_id, journals.c.kind == JournalKind.REFUND
+        )
+    )
+    reversed_ = await conn.scalar(
+        select(
+            exists().where(
+                journals.c.reverses_id == journal_id, journals.c.kind == JournalKind.REVERSAL
+            )
+        )
+    )
+    return int(refunded or 0), bool(reversed_)
+
+
+async def hold_view(
+    conn: AsyncConnection, caller: Caller, program_id: int, hold_id: int
+) -> HoldView:
+    row = (
+        await conn.execute(
+            select(holds, accounts.c.member_id)
+            .join(accounts, accounts.c.id == holds.c.account_id)
+            .join(programs, programs.c.id == holds.c.program_id)
+            .where(
+                holds.c.id == hold_id,
+                holds.c.program_id == program_id,
+                programs.c.merchant_id == caller.merchant_id,
+            )
+        )
+    ).first()
+    if row is None:
+        raise DomainError(ErrorCode.HOLD_NOT_FOUND, "no such hold", hold_id=hold_id)
+    return HoldView(
+        hold_id=row.id,
+        program_id=row.program_id,
+        member_id=row.member_id,
+        points=row.points,
+        captured=row.captured,
+        status=row.status,
+        expires_at=row.expires_at,
+        reference=row.reference,
+    )
