@@ -7,6 +7,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
 from litestar import Litestar
@@ -19,7 +21,6 @@ from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 from litestar.stores.registry import StoreRegistry
 from redis.asyncio import Redis
-from swagger_ui_bundle import swagger_ui_path
 
 from loyalty import __version__
 from loyalty.db.engine import create_engine
@@ -38,6 +39,8 @@ from .settings import Settings
 log = logging.getLogger("loyalty.app")
 
 SWAGGER_ASSETS = "/static/swagger-ui"
+#: Swagger UI 5 as shipped by swagger-ui-py, served by this app (no CDN).
+SWAGGER_UI_DIRECTORY = Path(str(files("swagger_ui") / "static"))
 
 
 def create_app(
@@ -87,7 +90,7 @@ def create_app(
             HealthController,
             api_router(),
             create_static_files_router(
-                path=SWAGGER_ASSETS, directories=[swagger_ui_path], include_in_schema=False
+                path=SWAGGER_ASSETS, directories=[SWAGGER_UI_DIRECTORY], include_in_schema=False
             ),
         ],
         plugins=[
