@@ -13,7 +13,7 @@ from loyalty.services.ledger import Ledger
 from loyalty.services.queries import MAX_PAGE_SIZE, Queries
 from loyalty.services.results import BalanceView, HistoryPage, MemberView, OperationResult
 
-from .params import IdempotencyKey, MemberId, ProgramId, answer
+from .params import READ_PROBLEMS, WRITE_PROBLEMS, IdempotencyKey, MemberId, ProgramId, answer
 from .schemas import AdjustRequest, EarnRequest, HoldRequest, RedeemRequest
 
 
@@ -21,7 +21,11 @@ class MemberController(Controller):
     path = "/members"
     tags = ["Members"]
 
-    @get("/{member_id:int}", summary="Get a member and the programs they are enrolled in")
+    @get(
+        "/{member_id:int}",
+        responses=READ_PROBLEMS,
+        summary="Get a member and the programs they are enrolled in",
+    )
     async def get_member(
         self,
         caller: NamedDependency[Caller],
@@ -35,7 +39,11 @@ class AccountController(Controller):
     path = "/programs/{program_id:int}/members/{member_id:int}"
     tags = ["Ledger"]
 
-    @get("/balance", summary="Balance: posted, held, available, and points by expiry date")
+    @get(
+        "/balance",
+        responses=READ_PROBLEMS,
+        summary="Balance: posted, held, available, and points by expiry date",
+    )
     async def balance(
         self,
         caller: NamedDependency[Caller],
@@ -45,7 +53,11 @@ class AccountController(Controller):
     ) -> BalanceView:
         return await queries.balance(caller, program_id, member_id)
 
-    @get("/history", summary="Operations on the account, newest first (keyset pages)")
+    @get(
+        "/history",
+        responses=READ_PROBLEMS,
+        summary="Operations on the account, newest first (keyset pages)",
+    )
     async def history(
         self,
         caller: NamedDependency[Caller],
@@ -60,7 +72,11 @@ class AccountController(Controller):
     ) -> HistoryPage:
         return await queries.history(caller, program_id, member_id, cursor=cursor, limit=limit)
 
-    @post("/earn", summary="Credit points (a new lot expiring by the program's policy)")
+    @post(
+        "/earn",
+        responses=WRITE_PROBLEMS,
+        summary="Credit points (a new lot expiring by the program's policy)",
+    )
     async def earn(
         self,
         caller: NamedDependency[Caller],
@@ -81,7 +97,9 @@ class AccountController(Controller):
         )
         return answer(outcome)
 
-    @post("/redeem", summary="Spend points at once (soonest-expiring first)")
+    @post(
+        "/redeem", responses=WRITE_PROBLEMS, summary="Spend points at once (soonest-expiring first)"
+    )
     async def redeem(
         self,
         caller: NamedDependency[Caller],
@@ -101,7 +119,11 @@ class AccountController(Controller):
         )
         return answer(outcome)
 
-    @post("/holds", summary="Hold points for an open order (captured or released later)")
+    @post(
+        "/holds",
+        responses=WRITE_PROBLEMS,
+        summary="Hold points for an open order (captured or released later)",
+    )
     async def hold(
         self,
         caller: NamedDependency[Caller],
@@ -122,7 +144,11 @@ class AccountController(Controller):
         )
         return answer(outcome)
 
-    @post("/adjustments", summary="Manual adjustment by a person, with a reason")
+    @post(
+        "/adjustments",
+        responses=WRITE_PROBLEMS,
+        summary="Manual adjustment by a person, with a reason",
+    )
     async def adjust(
         self,
         caller: NamedDependency[Caller],

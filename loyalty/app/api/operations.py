@@ -12,7 +12,15 @@ from loyalty.services.ledger import Ledger
 from loyalty.services.queries import Queries
 from loyalty.services.results import HoldView, JournalView, OperationResult
 
-from .params import HoldId, IdempotencyKey, JournalId, ProgramId, answer
+from .params import (
+    READ_PROBLEMS,
+    WRITE_PROBLEMS,
+    HoldId,
+    IdempotencyKey,
+    JournalId,
+    ProgramId,
+    answer,
+)
 from .schemas import CaptureRequest, RefundRequest, ReverseRequest, TransferRequest
 
 
@@ -20,7 +28,7 @@ class HoldController(Controller):
     path = "/programs/{program_id:int}/holds/{hold_id:int}"
     tags = ["Ledger"]
 
-    @get("/", summary="Get a hold")
+    @get("/", responses=READ_PROBLEMS, summary="Get a hold")
     async def get_hold(
         self,
         caller: NamedDependency[Caller],
@@ -30,7 +38,11 @@ class HoldController(Controller):
     ) -> HoldView:
         return await queries.hold(caller, program_id, hold_id)
 
-    @post("/capture", summary="Spend all or part of a hold; the rest is released")
+    @post(
+        "/capture",
+        responses=WRITE_PROBLEMS,
+        summary="Spend all or part of a hold; the rest is released",
+    )
     async def capture(
         self,
         caller: NamedDependency[Caller],
@@ -49,7 +61,7 @@ class HoldController(Controller):
         )
         return answer(outcome)
 
-    @post("/release", summary="Release a hold (order voided)")
+    @post("/release", responses=WRITE_PROBLEMS, summary="Release a hold (order voided)")
     async def release(
         self,
         caller: NamedDependency[Caller],
@@ -68,7 +80,7 @@ class JournalController(Controller):
     path = "/programs/{program_id:int}/journals/{journal_id:int}"
     tags = ["Ledger"]
 
-    @get("/", summary="Get an operation, with how much of it was refunded")
+    @get("/", responses=READ_PROBLEMS, summary="Get an operation, with how much of it was refunded")
     async def get_journal(
         self,
         caller: NamedDependency[Caller],
@@ -80,6 +92,7 @@ class JournalController(Controller):
 
     @post(
         "/refund",
+        responses=WRITE_PROBLEMS,
         summary="Refund part or all of an earn, redeem or capture",
         description=(
             "Earned points are clawed back (never below zero: what the member already spent "
@@ -105,7 +118,11 @@ class JournalController(Controller):
         )
         return answer(outcome)
 
-    @post("/reverse", summary="Reverse what refunds have not yet undone; at most once")
+    @post(
+        "/reverse",
+        responses=WRITE_PROBLEMS,
+        summary="Reverse what refunds have not yet undone; at most once",
+    )
     async def reverse(
         self,
         caller: NamedDependency[Caller],
@@ -129,7 +146,11 @@ class TransferController(Controller):
     path = "/programs/{program_id:int}/transfers"
     tags = ["Ledger"]
 
-    @post("/", summary="Move points between two members of the program (expiry dates kept)")
+    @post(
+        "/",
+        responses=WRITE_PROBLEMS,
+        summary="Move points between two members of the program (expiry dates kept)",
+    )
     async def transfer(
         self,
         caller: NamedDependency[Caller],

@@ -6,9 +6,10 @@ from typing import Annotated, TypeVar
 
 import msgspec
 from litestar import Response
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, PathParameter
 
-from loyalty.app.problems import REPLAYED_HEADER
+from loyalty.app.problems import PROBLEM_JSON, REPLAYED_HEADER, Problem
 from loyalty.services.idempotency import MAX_KEY_LENGTH, Replayable
 
 from .schemas import INT64_MAX
@@ -37,3 +38,30 @@ IdempotencyKey = Annotated[
 def answer(outcome: Replayable[T], status_code: int = 201) -> Response[T]:
     headers = {REPLAYED_HEADER: "true"} if outcome.replayed else {}
     return Response(content=outcome.result, status_code=status_code, headers=headers)
+
+
+_PROBLEM_DESCRIPTIONS = {
+    400: "Bad input (validation_failed, malformed_json, invalid_amount, ...)",
+    401: "Missing or invalid API key (unauthorized)",
+    404: "Unknown or other merchant's id (program_not_found, member_not_found, ...)",
+    409: "Conflict with the current state (hold_already_captured, idempotency_key_in_flight, ...)",
+    422: "Refused by a business rule (insufficient_points, refund_exceeds_original, ...)",
+    503: "Database or Redis unreachable; retry with the same Idempotency-Key",
+}
+
+
+def _problems(*statuses: int) -> dict[int, ResponseSpec]:
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            description=_PROBLEM_DESCRIPTIONS[status],
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for status in statuses
+    }
+
+
+#: The problem+json answers a write can give (docs/LEDGER.md lists every code).
+WRITE_PROBLEMS = _problems(400, 401, 404, 409, 422, 503)
+READ_PROBLEMS = _problems(400, 401, 404, 503)

@@ -11,7 +11,7 @@ from loyalty.services.programs import Programs
 from loyalty.services.queries import Queries
 from loyalty.services.results import EnrollmentResult, ProgramView
 
-from .params import IdempotencyKey, ProgramId, answer
+from .params import READ_PROBLEMS, WRITE_PROBLEMS, IdempotencyKey, ProgramId, answer
 from .schemas import CreateProgramRequest, EnrollRequest
 
 
@@ -19,13 +19,13 @@ class ProgramController(Controller):
     path = "/programs"
     tags = ["Programs"]
 
-    @get("/", summary="List the merchant's programs")
+    @get("/", responses=READ_PROBLEMS, summary="List the merchant's programs")
     async def list_programs(
         self, caller: NamedDependency[Caller], queries: NamedDependency[Queries]
     ) -> list[ProgramView]:
         return await queries.programs(caller)
 
-    @post("/", summary="Create a program")
+    @post("/", responses=WRITE_PROBLEMS, summary="Create a program")
     async def create_program(
         self,
         caller: NamedDependency[Caller],
@@ -46,7 +46,7 @@ class ProgramController(Controller):
         )
         return answer(outcome)
 
-    @get("/{program_id:int}", summary="Get a program")
+    @get("/{program_id:int}", responses=READ_PROBLEMS, summary="Get a program")
     async def get_program(
         self,
         caller: NamedDependency[Caller],
@@ -57,6 +57,7 @@ class ProgramController(Controller):
 
     @post(
         "/{program_id:int}/members",
+        responses=WRITE_PROBLEMS,
         summary="Enroll a member",
         description="Enroll an existing member (member_id) or create and enroll a new one.",
     )
