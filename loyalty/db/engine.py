@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -67,6 +68,21 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+#: SQLite admits one writer at a time. Writers of this process queue on an asyncio lock (fair,
+#: no sleeping) instead of on SQLite's busy handler, which polls with growing sleeps and turned
+#: a few concurrent writers into second-long tail latencies.
+_sqlite_writers: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _writer_lock(engine: AsyncEngine) -> asyncio.Lock | None:
+    if engine.dialect.name != "sqlite":
+        return None
+    lock = _sqlite_writers.get(engine)
+    if lock is None:
+        lock = _sqlite_writers[engine] = asyncio.Lock()
+    return lock
+
+
 def is_postgres(conn: AsyncConnection) -> bool:
     return conn.dialect.name == "postgresql"
 
@@ -108,7 +124,11 @@ async def in_transaction(
                     conn = await conn.execution_options(**READ_ONLY)
                     async with conn.begin():
                         return await work(conn)
-            async with engine.begin() as conn:
+            lock = _writer_lock(engine)
+            if lock is None:
+                async with engine.begin() as conn:
+                    return await work(conn)
+            async with lock, engine.begin() as conn:
                 return await work(conn)
         except DBAPIError as error:
             if attempt == _MAX_ATTEMPTS or not is_retryable(error):
