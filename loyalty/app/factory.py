@@ -40,6 +40,7 @@ log = logging.getLogger("loyalty.app")
 
 SWAGGER_ASSETS = "/static/swagger-ui"
 #: Swagger UI 5 as shipped by swagger-ui-py, served by this app (no CDN).
+SWAGGER_FAVICON = f"<link rel='icon' type='image/png' href='{SWAGGER_ASSETS}/favicon-32x32.png'>"
 SWAGGER_UI_DIRECTORY = Path(str(files("swagger_ui") / "static"))
 
 
@@ -73,6 +74,8 @@ def create_app(
                     await sweeper
             if redis_client is not None:
                 await redis_client.aclose()
+            # The SQLAlchemy plugin disposes only the first app's engine of a process.
+            await engine.dispose()
 
     def settings_on_app(app_config: AppConfig) -> AppConfig:
         app_config.state.update(settings=settings, engine=engine, redis=redis_client)
@@ -121,6 +124,7 @@ def create_app(
                     js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
                     css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
                     standalone_preset_js_url=f"{SWAGGER_ASSETS}/swagger-ui-standalone-preset.js",
+                    favicon=SWAGGER_FAVICON,
                 )
             ],
             components=Components(

@@ -127,14 +127,10 @@ def _domain_error(request: Request[Any, Any, Any], error: DomainError) -> Respon
 def _validation_error(request: Request[Any, Any, Any], error: ValidationException) -> Response[Any]:
     details = error.extra if isinstance(error.extra, list) else None
     extra = {"errors": details} if details else None
-    return problem(
-        request, _client_code(400, str(error.detail)), str(error.detail), status=400, extra=extra
-    )
+    return problem(request, _client_code(400), str(error.detail), status=400, extra=extra)
 
 
-def _client_code(status: int, detail: str) -> ErrorCode:
-    if status == 400 and "malformed" in detail.lower():
-        return ErrorCode.MALFORMED_JSON
+def _client_code(status: int) -> ErrorCode:
     code = {
         401: ErrorCode.UNAUTHORIZED,
         403: ErrorCode.FORBIDDEN,
@@ -152,7 +148,7 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
     headers = dict(error.headers or {})
     return problem(
         request,
-        _client_code(error.status_code, detail),
+        _client_code(error.status_code),
         detail,
         status=error.status_code,
         headers=headers,

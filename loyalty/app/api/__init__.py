@@ -11,6 +11,7 @@ from loyalty.app.dependencies import provide_ledger, provide_programs, provide_q
 from .members import AccountController, MemberController
 from .operations import HoldController, JournalController, TransferController
 from .programs import ProgramController
+from .strict_body import strict_body_guard
 
 API_PREFIX = "/api/v1"
 
@@ -26,7 +27,8 @@ def api_router() -> Router:
             JournalController,
             TransferController,
         ],
-        guards=[api_client_guard],
+        # Authenticate first: an anonymous caller learns nothing about body rules.
+        guards=[api_client_guard, strict_body_guard],
         dependencies={
             "caller": Provide(provide_caller, sync_to_thread=False),
             "ledger": Provide(provide_ledger, sync_to_thread=False),
