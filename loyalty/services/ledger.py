@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from loyalty.db.tables import accounts, holds, journals, programs
+from loyalty.db.tables import accounts, holds, programs
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.domain.journals import (
     HoldStatus,
@@ -27,7 +27,7 @@ from loyalty.domain.points import credited, require_positive
 from . import ledger_writes as w
 from .context import Caller, utc_now
 from .idempotency import IdempotentExecutor, InFlightRegistry, Replayable, fingerprint
-from .lookups import hold_view, undone_so_far
+from .lookups import hold_view, journal_row, undone_so_far
 from .results import HoldView, OperationResult
 
 #: Holds may be asked to last between these bounds; the program sets the default.
@@ -504,21 +504,7 @@ class Ledger:
         kind = JournalKind.REFUND if points is not None else JournalKind.REVERSAL
 
         async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
-            original = (
-                await conn.execute(
-                    select(journals)
-                    .join(programs, programs.c.id == journals.c.program_id)
-                    .where(
-                        journals.c.id == journal_id,
-                        journals.c.program_id == program_id,
-                        programs.c.merchant_id == caller.merchant_id,
-                    )
-                )
-            ).first()
-            if original is None:
-                raise DomainError(
-                    ErrorCode.JOURNAL_NOT_FOUND, "no such operation", journal_id=journal_id
-                )
+            original = await journal_row(conn, caller, program_id, journal_id)
             ids = [original.account_id]
             if original.counter_account_id is not None:
                 ids.append(original.counter_account_id)

@@ -4,6 +4,8 @@ caller is involved: another merchant's ids look exactly like missing ones."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -95,3 +97,30 @@ async def hold_view(
         expires_at=row.expires_at,
         reference=row.reference,
     )
+
+
+async def journal_row(
+    conn: AsyncConnection, caller: Caller, program_id: int, journal_id: int
+) -> Any:
+    """The journal, with ``main_member`` and ``counter_member`` ids, or journal_not_found."""
+    main, counter = accounts.alias("main"), accounts.alias("counter")
+    row = (
+        await conn.execute(
+            select(
+                journals,
+                main.c.member_id.label("main_member"),
+                counter.c.member_id.label("counter_member"),
+            )
+            .join(main, main.c.id == journals.c.account_id)
+            .outerjoin(counter, counter.c.id == journals.c.counter_account_id)
+            .join(programs, programs.c.id == journals.c.program_id)
+            .where(
+                journals.c.id == journal_id,
+                journals.c.program_id == program_id,
+                programs.c.merchant_id == caller.merchant_id,
+            )
+        )
+    ).first()
+    if row is None:
+        raise DomainError(ErrorCode.JOURNAL_NOT_FOUND, "no such operation", journal_id=journal_id)
+    return row

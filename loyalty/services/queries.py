@@ -18,7 +18,13 @@ from loyalty.db.tables import accounts, journals, lots, members, programs
 from loyalty.domain.errors import DomainError, ErrorCode
 
 from .context import Caller
-from .lookups import explain_missing_account, hold_view, require_program, undone_so_far
+from .lookups import (
+    explain_missing_account,
+    hold_view,
+    journal_row,
+    require_program,
+    undone_so_far,
+)
 from .programs import program_view
 from .results import (
     BalanceView,
@@ -144,29 +150,7 @@ class Queries:
 
     async def journal(self, caller: Caller, program_id: int, journal_id: int) -> JournalView:
         async def work(conn: AsyncConnection) -> JournalView:
-            counter = accounts.alias("counter")
-            main = accounts.alias("main")
-            row = (
-                await conn.execute(
-                    select(
-                        journals,
-                        main.c.member_id.label("main_member"),
-                        counter.c.member_id.label("counter_member"),
-                    )
-                    .join(main, main.c.id == journals.c.account_id)
-                    .outerjoin(counter, counter.c.id == journals.c.counter_account_id)
-                    .join(programs, programs.c.id == journals.c.program_id)
-                    .where(
-                        journals.c.id == journal_id,
-                        journals.c.program_id == program_id,
-                        programs.c.merchant_id == caller.merchant_id,
-                    )
-                )
-            ).first()
-            if row is None:
-                raise DomainError(
-                    ErrorCode.JOURNAL_NOT_FOUND, "no such operation", journal_id=journal_id
-                )
+            row = await journal_row(conn, caller, program_id, journal_id)
             refunded, reversed_ = await undone_so_far(conn, journal_id)
             return JournalView(
                 journal_id=row.id,
