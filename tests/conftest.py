@@ -53,6 +53,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "dev")
 _TESTS_DIR = Path(__file__).resolve().parent
 _DATABASE_FIXTURES = frozenset({"sqlite_url", "postgres_url", "postgres_clean_url", "db_url"})
 _POSTGRES_FIXTURES = frozenset({"postgres_url", "postgres_clean_url"})
+#: Folders whose every test runs the app or the services against a real database, whether
+#: through the fixtures above or through copies of databases those fixtures made.
+_INTEGRATION_DIRS = ("app", "db", "ledger", "services")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -60,11 +63,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         fixturenames = set(getattr(item, "fixturenames", ()))
         if fixturenames & _POSTGRES_FIXTURES:
             item.add_marker(pytest.mark.postgres)
-        if "redis_url" in fixturenames:
+        if fixturenames & {"redis_url", "redis_server_url"}:
             item.add_marker(pytest.mark.redis)
-        if fixturenames & _DATABASE_FIXTURES:
+        path = Path(item.path).resolve()
+        if fixturenames & _DATABASE_FIXTURES or any(
+            path.is_relative_to(_TESTS_DIR / folder) for folder in _INTEGRATION_DIRS
+        ):
             item.add_marker(pytest.mark.integration)
-        if Path(item.path).resolve().is_relative_to(_TESTS_DIR / "domain"):
+        if path.is_relative_to(_TESTS_DIR / "domain"):
             item.add_marker(pytest.mark.unit)
 
 
