@@ -615,9 +615,9 @@ class LedgerModel:
         key = original.account
         if original.delta > 0:
             # A credit: take the points back from the member, as far as they are free.
-            claws = self._take_back(key, amount, original.lots)
-            moved = sum(n for _, n in claws)
-            self._spend(claws)
+            taken = self._take_back(key, amount, original.lots)
+            moved = sum(n for _, n in taken)
+            self._spend(taken)
             journal = self._journal(
                 kind,
                 original.program_id,
@@ -625,7 +625,7 @@ class LedgerModel:
                 points=amount,
                 delta=-moved,
                 reverses=original.seq,
-                draws=claws,
+                draws=taken,
             )
             return self._expected(journal, reverses=original.seq)
         # A debit: give the points back to the lots they came from, last-drawn first.
