@@ -122,14 +122,6 @@ def draw_returns(outstanding: Sequence[Draw], points: Points) -> list[Draw]:
     return returns
 
 
-def net_draws(draws: Iterable[Draw]) -> list[Draw]:
-    """Sum draws per lot, keeping first-seen order and dropping lots that net to zero."""
-    totals: dict[int, Points] = {}
-    for draw in draws:
-        totals[draw.lot_id] = totals.get(draw.lot_id, 0) + draw.points
-    return [Draw(lot_id, pts) for lot_id, pts in totals.items() if pts]
-
-
 def expirable(lots: Iterable[Lot], at: datetime) -> list[Draw]:
     """What an expiry sweep at ``at`` takes: the free points of every lot whose time has come."""
     return _free(lot for lot in lots if lot.expires_at is not None and lot.expires_at <= at)

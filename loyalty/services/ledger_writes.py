@@ -38,7 +38,6 @@ class Account:
     version: int
     expiry: ExpiryPolicy
     hold_timeout: timedelta
-    dirty: bool = False
 
     @property
     def balance(self) -> Balance:
@@ -308,7 +307,7 @@ async def settle_stale_holds(
         )
     ).all()
     for row in rows:
-        await resolve_hold(conn, caller, account, row.id, row.points, 0, HoldStatus.EXPIRED, at)
+        await resolve_hold(conn, caller, account, row.id, row.points, (), HoldStatus.EXPIRED, at)
     return {row.id for row in rows}
 
 
@@ -328,7 +327,7 @@ async def resolve_hold(
     account: Account,
     hold_id: int,
     hold_points: int,
-    captured: Sequence[Draw] | int,
+    captured: Sequence[Draw],
     status: HoldStatus,
     at: datetime,
     redeemed_account_id: int | None = None,
@@ -337,7 +336,7 @@ async def resolve_hold(
     """Un-hold all of a hold's points and spend the ``captured`` draws of them, in one journal:
     capture (``captured`` non-empty), release, or hold expiry."""
     held = await hold_draws(conn, hold_id)
-    spent = list(captured) if not isinstance(captured, int) else []
+    spent = list(captured)
     spent_points = sum(d.points for d in spent)
     kind = {
         HoldStatus.CAPTURED: JournalKind.CAPTURE,
@@ -375,7 +374,6 @@ async def resolve_hold(
     )
     account.posted -= spent_points
     account.held -= hold_points
-    account.dirty = True
     return journal_id
 
 
@@ -412,7 +410,6 @@ async def credit(
     )
     await insert_entries(conn, journal_id, [(account.id, points), (counterpart_id, -points)])
     await insert_lot(conn, account, journal_id, points, expires_at, at)
-    account.dirty = True
     return journal_id, expires_at
 
 
@@ -450,5 +447,4 @@ async def debit(
     await insert_entries(conn, journal_id, [(account.id, -points), (counterpart_id, points)])
     await change_lots(conn, journal_id, taken=draws, record=draws)
     account.posted -= points
-    account.dirty = True
     return journal_id, draws, lots

@@ -16,7 +16,6 @@ from loyalty.domain.lots import (
     draw_fifo,
     draw_returns,
     expirable,
-    net_draws,
     spending_order,
     split_capture,
 )
@@ -148,10 +147,6 @@ def test_expirable_takes_only_free_points_of_due_lots() -> None:
     ]
     assert expirable(lots, JAN) == [Draw(1, 30), Draw(4, 7)]
     assert expirable(lots, JAN - timedelta(microseconds=1)) == []
-
-
-def test_net_draws_sums_per_lot_and_drops_zeroes() -> None:
-    assert net_draws([Draw(1, 5), Draw(2, 3), Draw(1, -5), Draw(2, 1)]) == [Draw(2, 4)]
 
 
 # -- properties ----------------------------------------------------------------------------
