@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from advanced_alchemy.types import BigIntIdentity, DateTimeUTC
 from sqlalchemy import (
+    JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -64,6 +66,15 @@ programs = Table(
     Column("expiry_value", Integer, nullable=False, server_default="0"),
     Column("hold_timeout_seconds", Integer, nullable=False),
     _created_at(),
+    # Issue 3: what a point is worth (for the liability figure), in millionths of the currency
+    # unit (10_000 = 0.01 EUR); the default rounding of earning rules; texts in both languages.
+    Column("point_value_micros", BigInteger, nullable=False, server_default="10000"),
+    Column("rounding", String(16), nullable=False, server_default="down"),
+    Column("name_de", String(200), nullable=True),
+    Column("name_en", String(200), nullable=True),
+    Column("description_de", String(2000), nullable=True),
+    Column("description_en", String(2000), nullable=True),
+    Column("updated_at", DateTimeUTC, nullable=True),
     UniqueConstraint("merchant_id", "code", name="uq_programs_merchant_code"),
     CheckConstraint("hold_timeout_seconds > 0", name="hold_timeout_positive"),
     CheckConstraint("expiry_value >= 0", name="expiry_value_not_negative"),
@@ -77,6 +88,8 @@ members = Table(
     Column("display_name", String(200), nullable=False),
     Column("email", String(320), nullable=True),
     _created_at(),
+    #: Segment names earning rules and promotions may be limited to (a JSON list of strings).
+    Column("segments", JSON, nullable=True),
 )
 
 #: Member accounts carry cached ``posted``/``held``; system accounts (issued, redeemed, expired,
@@ -242,3 +255,234 @@ idempotency_keys = Table(
     _created_at(),
 )
 Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)
+
+
+# -- Issue 3: staff, audit, rule sets, tiers, orders, promotions, rewards ----------------------
+
+staff_users = Table(
+    "staff_users",
+    metadata,
+    _id(),
+    Column("merchant_id", BigInteger, ForeignKey("merchants.id"), nullable=False, index=True),
+    #: Stored lower-case; one login name per deployment.
+    Column("email", String(320), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    _created_at(),
+    Column("updated_at", DateTimeUTC, nullable=True),
+    Column("last_login_at", DateTimeUTC, nullable=True),
+    CheckConstraint(
+        "role IN ('owner', 'program_manager', 'support', 'cashier')", name="role_known"
+    ),
+)
+
+#: Login sessions; only the SHA-256 of a bearer token is stored, so a leaked table grants nothing.
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("staff_id", BigInteger, ForeignKey("staff_users.id"), nullable=False, index=True),
+    _created_at(),
+    Column("expires_at", DateTimeUTC, nullable=False),
+    Column("revoked_at", DateTimeUTC, nullable=True),
+)
+
+#: Every change to program configuration: who, when, what before, what after.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    _id(),
+    Column("merchant_id", BigInteger, ForeignKey("merchants.id"), nullable=False),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=True),
+    Column("staff_id", BigInteger, ForeignKey("staff_users.id"), nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("entity", String(64), nullable=False),
+    Column("entity_id", String(64), nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("at", DateTimeUTC, nullable=False),
+)
+Index("ix_audit_log_merchant", audit_log.c.merchant_id, audit_log.c.id)
+
+#: Versioned, effective-dated earning rules, promotions and tier policy. A published version
+#: is never changed; an order is priced by the published version in force at its time.
+rule_sets = Table(
+    "rule_sets",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("effective_from", DateTimeUTC, nullable=True),
+    Column("based_on", Integer, nullable=True),
+    _created_at(),
+    Column("created_by", String(200), nullable=False),
+    Column("updated_at", DateTimeUTC, nullable=True),
+    Column("published_at", DateTimeUTC, nullable=True),
+    Column("published_by", String(200), nullable=True),
+    UniqueConstraint("program_id", "version", name="uq_rule_sets_program_version"),
+    CheckConstraint("status IN ('draft', 'published')", name="status_known"),
+    CheckConstraint(
+        "(status = 'published') = (effective_from IS NOT NULL)", name="published_have_dates"
+    ),
+)
+Index(
+    "ix_rule_sets_in_force", rule_sets.c.program_id, rule_sets.c.status, rule_sets.c.effective_from
+)
+
+tier_states = Table(
+    "tier_states",
+    metadata,
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), primary_key=True),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("earned", String(64), nullable=False),
+    Column("since", DateTimeUTC, nullable=False),
+    Column("review_at", DateTimeUTC, nullable=False),
+    #: review_at plus the policy's grace period: when ``loyalty tiers recalc`` must look.
+    Column("review_due", DateTimeUTC, nullable=False),
+    Column("manual", String(64), nullable=True),
+    Column("manual_until", DateTimeUTC, nullable=True),
+    Column("updated_at", DateTimeUTC, nullable=False),
+)
+Index("ix_tier_states_due", tier_states.c.program_id, tier_states.c.review_due)
+
+tier_changes = Table(
+    "tier_changes",
+    metadata,
+    _id(),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("before", String(64), nullable=True),
+    Column("after", String(64), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("at", DateTimeUTC, nullable=False),
+    Column("qualifying_total", BigInteger, nullable=True),
+    Column("rule_set_id", BigInteger, ForeignKey("rule_sets.id"), nullable=True),
+    Column("actor", String(200), nullable=True),
+)
+Index("ix_tier_changes_account", tier_changes.c.account_id, tier_changes.c.id)
+
+#: Orders earned on: the basket, the version and tier that priced it, and the quote, so that a
+#: return can be priced exactly as if the returned units had never been bought.
+orders = Table(
+    "orders",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("reference", String(200), nullable=False),
+    Column("occurred_at", DateTimeUTC, nullable=False),
+    Column("rule_set_id", BigInteger, ForeignKey("rule_sets.id"), nullable=False),
+    Column("tier", String(64), nullable=True),
+    Column("basket", JSON, nullable=False),
+    Column("context", JSON, nullable=False),
+    Column("quote", JSON, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("qualifying_spend", BigInteger, nullable=False),
+    Column("journal_id", BigInteger, ForeignKey("journals.id"), nullable=True),
+    _created_at(),
+    UniqueConstraint("program_id", "reference", name="uq_orders_program_reference"),
+    CheckConstraint("points >= 0", name="points_not_negative"),
+)
+Index("ix_orders_program_occurred", orders.c.program_id, orders.c.occurred_at)
+Index("ix_orders_account", orders.c.account_id, orders.c.id)
+
+order_returns = Table(
+    "order_returns",
+    metadata,
+    _id(),
+    Column("order_id", BigInteger, ForeignKey("orders.id"), nullable=False, index=True),
+    Column("quantities", JSON, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("qualifying_spend", BigInteger, nullable=False),
+    Column("journal_id", BigInteger, ForeignKey("journals.id"), nullable=True),
+    Column("reference", String(200), nullable=True),
+    _created_at(),
+    CheckConstraint("points >= 0 AND qualifying_spend >= 0", name="amounts_not_negative"),
+)
+
+#: Signed qualifying points and spend per member over time: tier windows and earning caps sum it.
+qualifying_activity = Table(
+    "qualifying_activity",
+    metadata,
+    _id(),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("occurred_at", DateTimeUTC, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("spend", BigInteger, nullable=False),
+    Column("order_id", BigInteger, ForeignKey("orders.id"), nullable=True),
+    Column("return_id", BigInteger, ForeignKey("order_returns.id"), nullable=True),
+)
+Index(
+    "ix_qualifying_activity_window",
+    qualifying_activity.c.account_id,
+    qualifying_activity.c.occurred_at,
+)
+
+#: Per-promotion counters, locked while an order uses a budgeted promotion so that two tills
+#: cannot both spend its last points.
+promotion_counters = Table(
+    "promotion_counters",
+    metadata,
+    Column("program_id", BigInteger, ForeignKey("programs.id"), primary_key=True),
+    Column("promotion_code", String(64), primary_key=True),
+    Column("points_used", BigInteger, nullable=False, server_default="0"),
+)
+
+promotion_awards = Table(
+    "promotion_awards",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("promotion_code", String(64), nullable=False),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("order_id", BigInteger, ForeignKey("orders.id"), nullable=False, index=True),
+    Column("points", BigInteger, nullable=False),
+)
+Index(
+    "ix_promotion_awards_member", promotion_awards.c.account_id, promotion_awards.c.promotion_code
+)
+
+#: The reward catalogue. ``definition`` is the reward as the manager wrote it (JSON);
+#: ``units_redeemed`` is the stock counter, locked while a redemption takes a unit.
+rewards = Table(
+    "rewards",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("units_redeemed", BigInteger, nullable=False, server_default="0"),
+    _created_at(),
+    Column("updated_at", DateTimeUTC, nullable=True),
+    UniqueConstraint("program_id", "code", name="uq_rewards_program_code"),
+    CheckConstraint("units_redeemed >= 0", name="units_not_negative"),
+)
+
+reward_redemptions = Table(
+    "reward_redemptions",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("reward_id", BigInteger, ForeignKey("rewards.id"), nullable=False),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("discount", BigInteger, nullable=False),
+    Column("hold_id", BigInteger, ForeignKey("holds.id"), nullable=True),
+    Column("journal_id", BigInteger, ForeignKey("journals.id"), nullable=True),
+    Column("voucher_code", String(32), nullable=True, unique=True),
+    Column("reference", String(200), nullable=True),
+    _created_at(),
+    Column("resolved_at", DateTimeUTC, nullable=True),
+    CheckConstraint("status IN ('pending', 'completed', 'released')", name="status_known"),
+    CheckConstraint("points > 0 AND discount >= 0", name="amounts_valid"),
+)
+Index(
+    "ix_reward_redemptions_member", reward_redemptions.c.account_id, reward_redemptions.c.reward_id
+)
+Index("ix_reward_redemptions_hold", reward_redemptions.c.hold_id)

@@ -16,3 +16,19 @@ class Caller:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    """A logged-in staff user of a merchant (the program-manager API's caller)."""
+
+    staff_id: int
+    merchant_id: int
+    role: str
+    email: str
+    display_name: str
+
+    @property
+    def caller(self) -> Caller:
+        """Staff writes share the ledger's idempotency machinery, keyed per staff user."""
+        return Caller(client_id=f"staff:{self.staff_id}", merchant_id=self.merchant_id)
