@@ -68,38 +68,60 @@ class Ledger:
         require_positive(points)
 
         async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
-            if effective_at is not None and effective_at > now + ALLOWED_CLOCK_SKEW:
-                raise DomainError(
-                    ErrorCode.EFFECTIVE_AT_IN_FUTURE, "effective_at lies in the future"
-                )
-            account = await self._lock_one(conn, caller, program_id, member_id, now)
-            issued = (await self._system(conn, program_id))["issued"]
-            journal_id, expires_at = await w.credit(
+            return await self.earn_within(
                 conn,
-                caller,
-                account,
-                JournalKind.EARN,
-                points,
-                issued,
                 now,
+                caller,
+                program_id=program_id,
+                member_id=member_id,
+                points=points,
                 effective_at=effective_at,
                 reference=reference,
-            )
-            await w.save_account(conn, account)
-            return _result(
-                account,
-                journal_id,
-                JournalKind.EARN,
-                points,
-                points,
-                now,
-                effective_at or now,
-                reference=reference,
-                lot_expires_at=expires_at,
             )
 
         body = (program_id, member_id, points, effective_at, reference)
         return await self._run(caller, key, "earn", body, work)
+
+    async def earn_within(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        caller: Caller,
+        *,
+        program_id: int,
+        member_id: int,
+        points: int,
+        effective_at: datetime | None = None,
+        reference: str | None = None,
+    ) -> OperationResult:
+        """Earn inside the caller's transaction (composite operations such as orders)."""
+        if effective_at is not None and effective_at > now + ALLOWED_CLOCK_SKEW:
+            raise DomainError(ErrorCode.EFFECTIVE_AT_IN_FUTURE, "effective_at lies in the future")
+        account = await self._lock_one(conn, caller, program_id, member_id, now)
+        issued = (await self._system(conn, program_id))["issued"]
+        journal_id, expires_at = await w.credit(
+            conn,
+            caller,
+            account,
+            JournalKind.EARN,
+            points,
+            issued,
+            now,
+            effective_at=effective_at,
+            reference=reference,
+        )
+        await w.save_account(conn, account)
+        return _result(
+            account,
+            journal_id,
+            JournalKind.EARN,
+            points,
+            points,
+            now,
+            effective_at or now,
+            reference=reference,
+            lot_expires_at=expires_at,
+        )
 
     async def redeem(
         self,
@@ -114,32 +136,54 @@ class Ledger:
         require_positive(points)
 
         async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
-            account = await self._lock_one(conn, caller, program_id, member_id, now)
-            redeemed = (await self._system(conn, program_id))["redeemed"]
-            journal_id, _, _ = await w.debit(
+            return await self.redeem_within(
                 conn,
+                now,
                 caller,
-                account,
-                JournalKind.REDEEM,
-                points,
-                redeemed,
-                now,
-                reference=reference,
-            )
-            await w.save_account(conn, account)
-            return _result(
-                account,
-                journal_id,
-                JournalKind.REDEEM,
-                points,
-                -points,
-                now,
-                now,
+                program_id=program_id,
+                member_id=member_id,
+                points=points,
                 reference=reference,
             )
 
         body = (program_id, member_id, points, reference)
         return await self._run(caller, key, "redeem", body, work)
+
+    async def redeem_within(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        caller: Caller,
+        *,
+        program_id: int,
+        member_id: int,
+        points: int,
+        reference: str | None = None,
+    ) -> OperationResult:
+        """Redeem inside the caller's transaction (composite operations such as rewards)."""
+        account = await self._lock_one(conn, caller, program_id, member_id, now)
+        redeemed = (await self._system(conn, program_id))["redeemed"]
+        journal_id, _, _ = await w.debit(
+            conn,
+            caller,
+            account,
+            JournalKind.REDEEM,
+            points,
+            redeemed,
+            now,
+            reference=reference,
+        )
+        await w.save_account(conn, account)
+        return _result(
+            account,
+            journal_id,
+            JournalKind.REDEEM,
+            points,
+            -points,
+            now,
+            now,
+            reference=reference,
+        )
 
     async def hold(
         self,
@@ -162,63 +206,87 @@ class Ledger:
             )
 
         async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
-            account = await self._lock_one(conn, caller, program_id, member_id, now)
-            draws = draw_fifo(await w.free_lots(conn, account.id), points)
-            expires_at = now + (timeout or account.hold_timeout)
-            hold_id = await conn.scalar(
-                holds.insert()
-                .values(
-                    program_id=program_id,
-                    account_id=account.id,
-                    points=points,
-                    captured=0,
-                    status=str(HoldStatus.PENDING),
-                    reference=reference,
-                    expires_at=expires_at,
-                    created_at=now,
-                )
-                .returning(holds.c.id)
-            )
-            assert hold_id is not None
-            journal_id = await w.insert_journal(
+            return await self.hold_within(
                 conn,
+                now,
                 caller,
-                account,
-                JournalKind.HOLD,
-                points=points,
-                delta=0,
-                held_delta=points,
-                hold_id=hold_id,
-                at=now,
-                reference=reference,
-            )
-            await w.change_lots(conn, journal_id, held=draws, record=draws)
-            account.held += points
-            await w.save_account(conn, account)
-            hold = HoldView(
-                hold_id=hold_id,
                 program_id=program_id,
                 member_id=member_id,
                 points=points,
-                captured=0,
-                status=HoldStatus.PENDING,
-                expires_at=expires_at,
+                hold_for=timeout,
                 reference=reference,
-            )
-            return _result(
-                account,
-                journal_id,
-                JournalKind.HOLD,
-                points,
-                0,
-                now,
-                now,
-                reference=reference,
-                hold=hold,
             )
 
         body = (program_id, member_id, points, timeout_seconds, reference)
         return await self._run(caller, key, "hold", body, work)
+
+    async def hold_within(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        caller: Caller,
+        *,
+        program_id: int,
+        member_id: int,
+        points: int,
+        hold_for: timedelta | None = None,
+        reference: str | None = None,
+    ) -> OperationResult:
+        """Hold inside the caller's transaction (composite operations such as rewards)."""
+        account = await self._lock_one(conn, caller, program_id, member_id, now)
+        draws = draw_fifo(await w.free_lots(conn, account.id), points)
+        expires_at = now + (hold_for or account.hold_timeout)
+        hold_id = await conn.scalar(
+            holds.insert()
+            .values(
+                program_id=program_id,
+                account_id=account.id,
+                points=points,
+                captured=0,
+                status=str(HoldStatus.PENDING),
+                reference=reference,
+                expires_at=expires_at,
+                created_at=now,
+            )
+            .returning(holds.c.id)
+        )
+        assert hold_id is not None
+        journal_id = await w.insert_journal(
+            conn,
+            caller,
+            account,
+            JournalKind.HOLD,
+            points=points,
+            delta=0,
+            held_delta=points,
+            hold_id=hold_id,
+            at=now,
+            reference=reference,
+        )
+        await w.change_lots(conn, journal_id, held=draws, record=draws)
+        account.held += points
+        await w.save_account(conn, account)
+        hold = HoldView(
+            hold_id=hold_id,
+            program_id=program_id,
+            member_id=member_id,
+            points=points,
+            captured=0,
+            status=HoldStatus.PENDING,
+            expires_at=expires_at,
+            reference=reference,
+        )
+        return _result(
+            account,
+            journal_id,
+            JournalKind.HOLD,
+            points,
+            0,
+            now,
+            now,
+            reference=reference,
+            hold=hold,
+        )
 
     async def capture(
         self,
@@ -432,65 +500,80 @@ class Ledger:
         points: int | None,
     ) -> Replayable[OperationResult]:
         async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
-            found = (
-                await conn.execute(
-                    select(holds.c.account_id, accounts.c.member_id)
-                    .join(accounts, accounts.c.id == holds.c.account_id)
-                    .join(programs, programs.c.id == holds.c.program_id)
-                    .where(
-                        holds.c.id == hold_id,
-                        holds.c.program_id == program_id,
-                        programs.c.merchant_id == caller.merchant_id,
-                    )
-                )
-            ).first()
-            if found is None:
-                raise DomainError(ErrorCode.HOLD_NOT_FOUND, "no such hold", hold_id=hold_id)
-            account = await self._lock_one(conn, caller, program_id, found.member_id, now)
-            hold = (
-                await conn.execute(
-                    select(holds.c.points, holds.c.status, holds.c.reference).where(
-                        holds.c.id == hold_id
-                    )
-                )
-            ).one()
-            _require_pending(HoldStatus(hold.status))
-            if outcome is HoldStatus.CAPTURED:
-                spend = split_capture(
-                    await w.hold_draws(conn, hold_id), hold.points if points is None else points
-                )
-                redeemed = (await self._system(conn, program_id))["redeemed"]
-            else:
-                spend, redeemed = [], None
-            journal_id = await w.resolve_hold(
-                conn,
-                caller,
-                account,
-                hold_id,
-                hold.points,
-                spend,
-                outcome,
-                now,
-                redeemed_account_id=redeemed,
-                reference=hold.reference,
-            )
-            await w.save_account(conn, account)
-            captured = sum(d.points for d in spend)
-            view = await hold_view(conn, caller, program_id, hold_id)
-            kind = JournalKind.CAPTURE if outcome is HoldStatus.CAPTURED else JournalKind.RELEASE
-            return _result(
-                account,
-                journal_id,
-                kind,
-                captured if spend else hold.points,
-                -captured,
-                now,
-                now,
-                reference=hold.reference,
-                hold=view,
+            return await self.resolve_within(
+                conn, now, caller, program_id, hold_id, outcome, points
             )
 
         return await self._run(caller, key, operation, (program_id, hold_id, points), work)
+
+    async def resolve_within(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        caller: Caller,
+        program_id: int,
+        hold_id: int,
+        outcome: HoldStatus,
+        points: int | None,
+    ) -> OperationResult:
+        """Capture or release a hold inside the caller's transaction."""
+        found = (
+            await conn.execute(
+                select(holds.c.account_id, accounts.c.member_id)
+                .join(accounts, accounts.c.id == holds.c.account_id)
+                .join(programs, programs.c.id == holds.c.program_id)
+                .where(
+                    holds.c.id == hold_id,
+                    holds.c.program_id == program_id,
+                    programs.c.merchant_id == caller.merchant_id,
+                )
+            )
+        ).first()
+        if found is None:
+            raise DomainError(ErrorCode.HOLD_NOT_FOUND, "no such hold", hold_id=hold_id)
+        account = await self._lock_one(conn, caller, program_id, found.member_id, now)
+        hold = (
+            await conn.execute(
+                select(holds.c.points, holds.c.status, holds.c.reference).where(
+                    holds.c.id == hold_id
+                )
+            )
+        ).one()
+        _require_pending(HoldStatus(hold.status))
+        if outcome is HoldStatus.CAPTURED:
+            spend = split_capture(
+                await w.hold_draws(conn, hold_id), hold.points if points is None else points
+            )
+            redeemed = (await self._system(conn, program_id))["redeemed"]
+        else:
+            spend, redeemed = [], None
+        journal_id = await w.resolve_hold(
+            conn,
+            caller,
+            account,
+            hold_id,
+            hold.points,
+            spend,
+            outcome,
+            now,
+            redeemed_account_id=redeemed,
+            reference=hold.reference,
+        )
+        await w.save_account(conn, account)
+        captured = sum(d.points for d in spend)
+        view = await hold_view(conn, caller, program_id, hold_id)
+        kind = JournalKind.CAPTURE if outcome is HoldStatus.CAPTURED else JournalKind.RELEASE
+        return _result(
+            account,
+            journal_id,
+            kind,
+            captured if spend else hold.points,
+            -captured,
+            now,
+            now,
+            reference=hold.reference,
+            hold=view,
+        )
 
     async def _undo(
         self,
@@ -504,113 +587,123 @@ class Ledger:
         kind = JournalKind.REFUND if points is not None else JournalKind.REVERSAL
 
         async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
-            original = await journal_row(conn, caller, program_id, journal_id)
-            ids = [original.account_id]
-            if original.counter_account_id is not None:
-                ids.append(original.counter_account_id)
-            locked = await w.lock_accounts(conn, ids)
-            for account in locked.values():
-                await w.settle_stale_holds(conn, caller, account, now)
-            member = locked[original.account_id]
-            original_kind = JournalKind(original.kind)
-            refunded, was_reversed = await undone_so_far(conn, journal_id)
-            if points is not None:
-                check_refund(original_kind, original.points, refunded, was_reversed, points)
-                amount = points
-            else:
-                amount = reversal_amount(original_kind, original.points, refunded, was_reversed)
-            counter = (
-                locked.get(original.counter_account_id) if original.counter_account_id else None
-            )
-            system = await self._system(conn, program_id)
-            counterpart = {
-                JournalKind.EARN: system["issued"],
-                JournalKind.REDEEM: system["redeemed"],
-                JournalKind.CAPTURE: system["redeemed"],
-                JournalKind.ADJUST: system["adjustments"],
-            }.get(original_kind)
-
-            if original.delta > 0:
-                # A credit is undone by clawing the points back, never below zero.
-                claws = draw_clawback(
-                    await w.free_lots(conn, member.id),
-                    amount,
-                    await w.lot_ids_created_by(conn, journal_id),
-                )
-                moved = sum(d.points for d in claws)
-                delta = -moved
-                new_id = await w.insert_journal(
-                    conn,
-                    caller,
-                    member,
-                    kind,
-                    points=amount,
-                    delta=delta,
-                    reverses_id=journal_id,
-                    at=now,
-                    reason=reason,
-                    reference=original.reference,
-                )
-                assert counterpart is not None
-                await w.insert_entries(conn, new_id, [(member.id, -moved), (counterpart, moved)])
-                await w.change_lots(conn, new_id, taken=claws, record=claws)
-                member.posted -= moved
-            else:
-                # A debit is undone by giving the points back to the lots they came from.
-                returns = draw_returns(await w.outstanding_draws(conn, journal_id), amount)
-                given_back = [Draw(d.lot_id, -d.points) for d in returns]
-                claws = []
-                if counter is not None:
-                    claws = draw_clawback(
-                        await w.free_lots(conn, counter.id),
-                        amount,
-                        await w.lot_ids_created_by(conn, journal_id),
-                    )
-                    if sum(d.points for d in claws) < amount:
-                        raise DomainError(
-                            ErrorCode.INSUFFICIENT_POINTS,
-                            "the receiving member no longer has the transferred points",
-                        )
-                member.posted = credited(member.posted, amount)
-                delta = amount
-                new_id = await w.insert_journal(
-                    conn,
-                    caller,
-                    member,
-                    kind,
-                    points=amount,
-                    delta=delta,
-                    reverses_id=journal_id,
-                    counter_account_id=original.counter_account_id,
-                    at=now,
-                    reason=reason,
-                    reference=original.reference,
-                )
-                other = counter.id if counter is not None else counterpart
-                assert other is not None
-                await w.insert_entries(conn, new_id, [(member.id, amount), (other, -amount)])
-                await w.change_lots(
-                    conn, new_id, taken=given_back + claws, record=given_back + claws
-                )
-                if counter is not None:
-                    counter.posted -= amount
-            for account in locked.values():
-                await w.save_account(conn, account)
-            return _result(
-                member,
-                new_id,
-                kind,
-                amount,
-                delta,
-                now,
-                now,
-                reverses=journal_id,
-                counter=counter,
-                reference=original.reference,
-            )
+            return await self.undo_within(conn, now, caller, program_id, journal_id, points, reason)
 
         return await self._run(
             caller, key, str(kind), (program_id, journal_id, points, reason), work
+        )
+
+    async def undo_within(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        caller: Caller,
+        program_id: int,
+        journal_id: int,
+        points: int | None,
+        reason: str | None,
+    ) -> OperationResult:
+        """Refund (``points``) or reverse (None) inside the caller's transaction."""
+        kind = JournalKind.REFUND if points is not None else JournalKind.REVERSAL
+        original = await journal_row(conn, caller, program_id, journal_id)
+        ids = [original.account_id]
+        if original.counter_account_id is not None:
+            ids.append(original.counter_account_id)
+        locked = await w.lock_accounts(conn, ids)
+        for account in locked.values():
+            await w.settle_stale_holds(conn, caller, account, now)
+        member = locked[original.account_id]
+        original_kind = JournalKind(original.kind)
+        refunded, was_reversed = await undone_so_far(conn, journal_id)
+        if points is not None:
+            check_refund(original_kind, original.points, refunded, was_reversed, points)
+            amount = points
+        else:
+            amount = reversal_amount(original_kind, original.points, refunded, was_reversed)
+        counter = locked.get(original.counter_account_id) if original.counter_account_id else None
+        system = await self._system(conn, program_id)
+        counterpart = {
+            JournalKind.EARN: system["issued"],
+            JournalKind.REDEEM: system["redeemed"],
+            JournalKind.CAPTURE: system["redeemed"],
+            JournalKind.ADJUST: system["adjustments"],
+        }.get(original_kind)
+
+        if original.delta > 0:
+            # A credit is undone by clawing the points back, never below zero.
+            claws = draw_clawback(
+                await w.free_lots(conn, member.id),
+                amount,
+                await w.lot_ids_created_by(conn, journal_id),
+            )
+            moved = sum(d.points for d in claws)
+            delta = -moved
+            new_id = await w.insert_journal(
+                conn,
+                caller,
+                member,
+                kind,
+                points=amount,
+                delta=delta,
+                reverses_id=journal_id,
+                at=now,
+                reason=reason,
+                reference=original.reference,
+            )
+            assert counterpart is not None
+            await w.insert_entries(conn, new_id, [(member.id, -moved), (counterpart, moved)])
+            await w.change_lots(conn, new_id, taken=claws, record=claws)
+            member.posted -= moved
+        else:
+            # A debit is undone by giving the points back to the lots they came from.
+            returns = draw_returns(await w.outstanding_draws(conn, journal_id), amount)
+            given_back = [Draw(d.lot_id, -d.points) for d in returns]
+            claws = []
+            if counter is not None:
+                claws = draw_clawback(
+                    await w.free_lots(conn, counter.id),
+                    amount,
+                    await w.lot_ids_created_by(conn, journal_id),
+                )
+                if sum(d.points for d in claws) < amount:
+                    raise DomainError(
+                        ErrorCode.INSUFFICIENT_POINTS,
+                        "the receiving member no longer has the transferred points",
+                    )
+            member.posted = credited(member.posted, amount)
+            delta = amount
+            new_id = await w.insert_journal(
+                conn,
+                caller,
+                member,
+                kind,
+                points=amount,
+                delta=delta,
+                reverses_id=journal_id,
+                counter_account_id=original.counter_account_id,
+                at=now,
+                reason=reason,
+                reference=original.reference,
+            )
+            other = counter.id if counter is not None else counterpart
+            assert other is not None
+            await w.insert_entries(conn, new_id, [(member.id, amount), (other, -amount)])
+            await w.change_lots(conn, new_id, taken=given_back + claws, record=given_back + claws)
+            if counter is not None:
+                counter.posted -= amount
+        for account in locked.values():
+            await w.save_account(conn, account)
+        return _result(
+            member,
+            new_id,
+            kind,
+            amount,
+            delta,
+            now,
+            now,
+            reverses=journal_id,
+            counter=counter,
+            reference=original.reference,
         )
 
 
