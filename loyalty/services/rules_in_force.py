@@ -69,3 +69,15 @@ async def find_rules_in_force(
 def compiled_rule_set(row: Any) -> CompiledRules:
     """``row`` has the version's id and document and its program's timezone and rounding."""
     return compiled_version(row.id, msgspec.json.encode(row.document), row.timezone, row.rounding)
+
+
+async def rules_by_id(conn: AsyncConnection, rule_set_id: int) -> CompiledRules:
+    """The rules of one version (an order keeps the id of the version that priced it)."""
+    row = (
+        await conn.execute(
+            select(rule_sets.c.id, rule_sets.c.document, programs.c.timezone, programs.c.rounding)
+            .join(programs, programs.c.id == rule_sets.c.program_id)
+            .where(rule_sets.c.id == rule_set_id)
+        )
+    ).one()
+    return compiled_rule_set(row)

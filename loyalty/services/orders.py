@@ -1,0 +1,469 @@
+"""Orders: quote a basket, earn on a completed order, give back points for returned items.
+
+An order is priced by the rule-set version in force when it happened and by the member's tier,
+in one transaction with its ledger earn, its qualifying activity, its promotion counters and
+the tier evaluation that follows (an upgrade applies from the next order on). A return re-prices
+the order as if the returned units had never been bought, with the same version, tier and member
+context, and claws back the difference: so qualifying totals after a return are exactly those
+of the smaller order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from msgspec import Struct
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from loyalty.db.engine import in_transaction
+from loyalty.db.tables import accounts, order_returns, orders, programs, qualifying_activity
+from loyalty.domain.basket import Basket
+from loyalty.domain.earning import quote
+from loyalty.domain.errors import DomainError, ErrorCode
+from loyalty.domain.tiers import TierLevel, level
+
+from . import ledger_writes as w
+from .context import Caller
+from .idempotency import Replayable, fingerprint
+from .ledger import ALLOWED_CLOCK_SKEW, Ledger
+from .lookups import explain_missing_account
+from .quotes import (
+    BasketDocument,
+    BasketLineDocument,
+    ContextDocument,
+    QuoteView,
+    context_document,
+    count_promotions,
+    member_context,
+    quote_view,
+    to_json,
+)
+from .results import Balance
+from .rules_in_force import RulesInForce, rules_by_id, rules_in_force
+from .tier_status import after_qualifying_event as evaluate_tier
+from .tier_status import (
+    apply_due,
+    effective_level,
+    effective_tier,
+    ensure_state,
+    tier_context,
+)
+
+
+class TierMove(Struct, frozen=True):
+    before: str | None
+    after: str
+    reason: str
+
+
+class OrderResult(Struct, frozen=True, kw_only=True):
+    order_id: int
+    program_id: int
+    member_id: int
+    reference: str
+    occurred_at: datetime
+    points: int
+    quote: QuoteView
+    journal_id: int | None
+    balance: Balance
+    #: The member's tier after the order (None: the program has no tiers).
+    tier: str | None
+    tier_changes: list[TierMove]
+
+
+class ReturnResult(Struct, frozen=True, kw_only=True):
+    return_id: int
+    order_id: int
+    reference: str | None
+    #: Qualifying points the returned units had earned (clawed back, as far as unspent).
+    points: int
+    #: Points actually taken from the balance (less when the member already spent them).
+    points_clawed_back: int
+    qualifying_spend: int
+    journal_id: int | None
+    balance: Balance
+    order_points_now: int
+
+
+class OrderView(Struct, frozen=True, kw_only=True):
+    order_id: int
+    program_id: int
+    member_id: int
+    reference: str
+    occurred_at: datetime
+    points: int
+    points_returned: int
+    qualifying_spend: int
+    basket: BasketDocument
+    quote: QuoteView
+    journal_id: int | None
+
+
+class Orders:
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    async def quote(
+        self,
+        caller: Caller,
+        *,
+        program_id: int,
+        member_id: int,
+        basket: Basket,
+        at: datetime | None = None,
+    ) -> QuoteView:
+        """What the basket would earn (nothing is written): the till's and the wallet's preview."""
+
+        async def work(conn: AsyncConnection) -> QuoteView:
+            when = at or self._ledger.clock()
+            account_id = await _account_id(conn, caller, program_id, member_id)
+            found = await rules_in_force(conn, program_id, when)
+            tier = await _tier_for_quote(conn, program_id, account_id, found, when)
+            context = await member_context(
+                conn,
+                program_id=program_id,
+                account_id=account_id,
+                member_id=member_id,
+                rules=found.rules.earning,
+                at=when,
+                lock_budgets=False,
+            )
+            result = quote(basket, found.rules.earning, tier, when, context)
+            return quote_view(result, found.version, None if tier is None else tier.code)
+
+        return await in_transaction(self._ledger.engine, work, read_only=True)
+
+    async def record(
+        self,
+        caller: Caller,
+        key: str,
+        *,
+        program_id: int,
+        member_id: int,
+        reference: str,
+        basket: Basket,
+        occurred_at: datetime | None = None,
+    ) -> Replayable[OrderResult]:
+        async def work(conn: AsyncConnection) -> OrderResult:
+            now = self._ledger.clock()
+            when = occurred_at or now
+            if when > now + ALLOWED_CLOCK_SKEW:
+                raise DomainError(
+                    ErrorCode.EFFECTIVE_AT_IN_FUTURE, "occurred_at lies in the future"
+                )
+            account = (await w.lock_members(conn, caller, program_id, [member_id]))[member_id]
+            taken = await conn.scalar(
+                select(orders.c.id).where(
+                    orders.c.program_id == program_id, orders.c.reference == reference
+                )
+            )
+            if taken is not None:
+                raise DomainError(
+                    ErrorCode.ORDER_REFERENCE_TAKEN,
+                    "an order with this reference was already recorded",
+                    reference=reference,
+                )
+            found = await rules_in_force(conn, program_id, when)
+            policy = found.rules.tiers
+            tier: TierLevel | None = None
+            moves: list[TierMove] = []
+            if policy is not None:
+                ctx = await tier_context(conn, program_id, account.id, policy, found.rule_set_id)
+                state = await ensure_state(conn, ctx, now)
+                state, due = await apply_due(conn, ctx, state, now)
+                moves += [TierMove(c.before, c.after, str(c.reason)) for c in due]
+                tier = effective_level(policy, state, when)
+            context = await member_context(
+                conn,
+                program_id=program_id,
+                account_id=account.id,
+                member_id=member_id,
+                rules=found.rules.earning,
+                at=when,
+                lock_budgets=True,
+            )
+            result = quote(basket, found.rules.earning, tier, when, context)
+            tier_code = None if tier is None else tier.code
+            view = quote_view(result, found.version, tier_code)
+            journal_id = None
+            balance = account.balance
+            if result.total > 0:
+                earned = await self._ledger.earn_within(
+                    conn,
+                    now,
+                    caller,
+                    program_id=program_id,
+                    member_id=member_id,
+                    points=result.total,
+                    effective_at=when,
+                    reference=f"order:{reference}",
+                )
+                journal_id, balance = earned.journal_id, earned.balance
+            order_id = await conn.scalar(
+                orders.insert()
+                .values(
+                    program_id=program_id,
+                    account_id=account.id,
+                    reference=reference,
+                    occurred_at=when,
+                    rule_set_id=found.rule_set_id,
+                    tier=tier_code,
+                    basket=to_json(_basket_document(basket)),
+                    context=to_json(context_document(context)),
+                    quote=to_json(view),
+                    points=result.total,
+                    qualifying_spend=result.qualifying_spend,
+                    journal_id=journal_id,
+                    created_at=now,
+                )
+                .returning(orders.c.id)
+            )
+            assert order_id is not None
+            await conn.execute(
+                qualifying_activity.insert().values(
+                    account_id=account.id,
+                    occurred_at=when,
+                    points=result.total,
+                    spend=result.qualifying_spend,
+                    order_id=order_id,
+                )
+            )
+            await count_promotions(
+                conn,
+                program_id=program_id,
+                account_id=account.id,
+                order_id=order_id,
+                quote=result,
+                rules=found.rules.earning,
+            )
+            after = tier_code
+            if policy is not None:
+                state, change = await evaluate_tier(conn, ctx, state, now)
+                if change is not None:
+                    moves.append(TierMove(change.before, change.after, str(change.reason)))
+                after = effective_level(policy, state, now).code
+            return OrderResult(
+                order_id=order_id,
+                program_id=program_id,
+                member_id=member_id,
+                reference=reference,
+                occurred_at=when,
+                points=result.total,
+                quote=view,
+                journal_id=journal_id,
+                balance=balance,
+                tier=after,
+                tier_changes=moves,
+            )
+
+        body = (program_id, member_id, reference, _basket_document(basket), occurred_at)
+        return await self._ledger.executor.run(
+            client_id=caller.client_id,
+            key=key,
+            request_hash=fingerprint("order", *body),
+            result_type=OrderResult,
+            work=work,
+            journal_id_of=lambda result: result.journal_id,
+        )
+
+    async def return_items(
+        self,
+        caller: Caller,
+        key: str,
+        *,
+        program_id: int,
+        reference: str,
+        quantities: dict[str, int],
+        return_reference: str | None = None,
+    ) -> Replayable[ReturnResult]:
+        """Units of an order came back: re-price the order without them and claw back the
+        difference (as far as the member still has the points; never below zero)."""
+        if not quantities:
+            raise DomainError(ErrorCode.VALIDATION_FAILED, "name at least one returned line")
+
+        async def work(conn: AsyncConnection) -> ReturnResult:
+            now = self._ledger.clock()
+            order = await _order_row(conn, caller, program_id, reference)
+            account = (await w.lock_members(conn, caller, program_id, [order.member_id]))[
+                order.member_id
+            ]
+            earlier = (
+                await conn.execute(
+                    select(
+                        order_returns.c.quantities,
+                        order_returns.c.points,
+                        order_returns.c.qualifying_spend,
+                    ).where(order_returns.c.order_id == order.id)
+                )
+            ).all()
+            returned: dict[str, int] = {}
+            for row in earlier:
+                for line_id, units in row.quantities.items():
+                    returned[line_id] = returned.get(line_id, 0) + units
+            for line_id, units in quantities.items():
+                if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+                    raise DomainError(
+                        ErrorCode.VALIDATION_FAILED, "returned quantities must be positive"
+                    )
+                returned[line_id] = returned.get(line_id, 0) + units
+            basket = msgspec.convert(order.basket, BasketDocument).basket()
+            smaller = basket.returning(returned)
+            rules = await rules_by_id(conn, order.rule_set_id)
+            tier = None
+            if order.tier is not None and rules.tiers is not None:
+                tier = level(rules.tiers, order.tier)
+            context = msgspec.convert(order.context, ContextDocument).context()
+            repriced = quote(smaller, rules.earning, tier, order.occurred_at, context)
+            points = max(0, order.points - repriced.total - sum(r.points for r in earlier))
+            spend = max(
+                0,
+                order.qualifying_spend
+                - repriced.qualifying_spend
+                - sum(r.qualifying_spend for r in earlier),
+            )
+            journal_id = None
+            clawed = 0
+            balance = account.balance
+            if points > 0 and order.journal_id is not None:
+                undone = await self._ledger.undo_within(
+                    conn, now, caller, program_id, order.journal_id, points, "items returned"
+                )
+                journal_id, clawed, balance = undone.journal_id, -undone.delta, undone.balance
+            return_id = await conn.scalar(
+                order_returns.insert()
+                .values(
+                    order_id=order.id,
+                    quantities=dict(quantities),
+                    points=points,
+                    qualifying_spend=spend,
+                    journal_id=journal_id,
+                    reference=return_reference,
+                    created_at=now,
+                )
+                .returning(order_returns.c.id)
+            )
+            assert return_id is not None
+            if points or spend:
+                # Dated like the order: the member's windows then hold what they would have
+                # held had the returned units never been bought.
+                await conn.execute(
+                    qualifying_activity.insert().values(
+                        account_id=account.id,
+                        occurred_at=order.occurred_at,
+                        points=-points,
+                        spend=-spend,
+                        order_id=order.id,
+                        return_id=return_id,
+                    )
+                )
+            return ReturnResult(
+                return_id=return_id,
+                order_id=order.id,
+                reference=return_reference,
+                points=points,
+                points_clawed_back=clawed,
+                qualifying_spend=spend,
+                journal_id=journal_id,
+                balance=balance,
+                order_points_now=repriced.total,
+            )
+
+        body = (program_id, reference, sorted(quantities.items()), return_reference)
+        return await self._ledger.executor.run(
+            client_id=caller.client_id,
+            key=key,
+            request_hash=fingerprint("order-return", *body),
+            result_type=ReturnResult,
+            work=work,
+            journal_id_of=lambda result: result.journal_id,
+        )
+
+    async def order(self, caller: Caller, program_id: int, reference: str) -> OrderView:
+        async def work(conn: AsyncConnection) -> OrderView:
+            row = await _order_row(conn, caller, program_id, reference)
+            returned = await conn.scalar(
+                select(func.coalesce(func.sum(order_returns.c.points), 0)).where(
+                    order_returns.c.order_id == row.id
+                )
+            )
+            return OrderView(
+                order_id=row.id,
+                program_id=program_id,
+                member_id=row.member_id,
+                reference=row.reference,
+                occurred_at=row.occurred_at,
+                points=row.points,
+                points_returned=int(returned or 0),
+                qualifying_spend=row.qualifying_spend,
+                basket=msgspec.convert(row.basket, BasketDocument),
+                quote=msgspec.convert(row.quote, QuoteView),
+                journal_id=row.journal_id,
+            )
+
+        return await in_transaction(self._ledger.engine, work, read_only=True)
+
+
+async def _tier_for_quote(
+    conn: AsyncConnection, program_id: int, account_id: int, found: RulesInForce, at: datetime
+) -> TierLevel | None:
+    if found.rules.tiers is None:
+        return None
+    return await effective_tier(conn, program_id, account_id, at)
+
+
+async def _account_id(
+    conn: AsyncConnection, caller: Caller, program_id: int, member_id: int
+) -> int:
+    account_id = await conn.scalar(
+        select(accounts.c.id)
+        .join(programs, programs.c.id == accounts.c.program_id)
+        .where(
+            accounts.c.program_id == program_id,
+            accounts.c.member_id == member_id,
+            programs.c.merchant_id == caller.merchant_id,
+        )
+    )
+    if account_id is None:
+        await explain_missing_account(conn, caller, program_id, member_id)
+    assert account_id is not None
+    return int(account_id)
+
+
+async def _order_row(conn: AsyncConnection, caller: Caller, program_id: int, reference: str) -> Any:
+    row = (
+        await conn.execute(
+            select(orders, accounts.c.member_id)
+            .join(accounts, accounts.c.id == orders.c.account_id)
+            .join(programs, programs.c.id == orders.c.program_id)
+            .where(
+                orders.c.program_id == program_id,
+                orders.c.reference == reference,
+                programs.c.merchant_id == caller.merchant_id,
+            )
+        )
+    ).first()
+    if row is None:
+        raise DomainError(ErrorCode.ORDER_NOT_FOUND, "no such order", reference=reference)
+    return row
+
+
+def _basket_document(basket: Basket) -> BasketDocument:
+    return BasketDocument(
+        currency=basket.currency,
+        location=basket.location,
+        lines=[
+            BasketLineDocument(
+                line_id=line.line_id,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                category=line.category,
+                line_discount=line.line_discount,
+                kind=line.kind,
+            )
+            for line in basket.lines
+        ],
+    )
