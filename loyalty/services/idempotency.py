@@ -115,6 +115,10 @@ class IdempotentExecutor:
     def now(self) -> datetime:
         return self._clock()
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
     async def run(
         self,
         *,

@@ -9,19 +9,24 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import msgspec
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from loyalty.db.engine import in_transaction
 from loyalty.db.tables import accounts, members, programs
+from loyalty.domain.earning import Rounding
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.domain.expiry import ExpiryKind, ExpiryPolicy
 
-from .context import Caller
+from .audit import record_change
+from .context import Caller, Staff
 from .idempotency import IdempotentExecutor, Replayable, fingerprint
 from .ledger_writes import SYSTEM_ACCOUNT_KINDS
 from .lookups import require_member, require_program
 from .results import Balance, EnrollmentResult, ProgramView
+from .rule_sets import insert_starter_rules
 
 
 class Programs:
@@ -40,8 +45,14 @@ class Programs:
         expiry_kind: str = ExpiryKind.NEVER,
         expiry_value: int = 0,
         hold_timeout_seconds: int = 900,
+        settings: ProgramSettings | None = None,
+        staff: Staff | None = None,
     ) -> Replayable[ProgramView]:
+        """A program with its system accounts and rule-set version 1 (one point per unit of
+        currency, in force at once). ``staff`` (the program-manager API) is audited."""
         policy = _policy(expiry_kind, expiry_value, timezone)
+        extra = settings or ProgramSettings(name_de=name, name_en=name)
+        _check_settings(extra)
 
         async def work(conn: AsyncConnection) -> ProgramView:
             now = self._executor.now()
@@ -66,10 +77,13 @@ class Programs:
                     expiry_value=policy.value,
                     hold_timeout_seconds=hold_timeout_seconds,
                     created_at=now,
+                    **msgspec.structs.asdict(extra),
                 )
                 .returning(programs.c.id)
             )
             assert program_id is not None
+            actor = _actor(caller, staff)
+            await insert_starter_rules(conn, program_id, now, actor)
             await conn.execute(
                 accounts.insert(),
                 [
@@ -77,17 +91,19 @@ class Programs:
                     for kind in SYSTEM_ACCOUNT_KINDS
                 ],
             )
-            return ProgramView(
-                program_id=program_id,
-                code=code,
-                name=name,
-                currency=currency,
-                timezone=timezone,
-                expiry_kind=str(policy.kind),
-                expiry_value=policy.value,
-                hold_timeout_seconds=hold_timeout_seconds,
-                created_at=now,
-            )
+            view = await program_by_id(conn, caller, program_id)
+            if staff is not None:
+                await record_change(
+                    conn,
+                    staff,
+                    action="program.create",
+                    entity="program",
+                    entity_id=program_id,
+                    after=view,
+                    program_id=program_id,
+                    at=now,
+                )
+            return view
 
         body = (
             code,
@@ -97,6 +113,7 @@ class Programs:
             str(expiry_kind),
             expiry_value,
             hold_timeout_seconds,
+            extra,
         )
         return await self._executor.run(
             client_id=caller.client_id,
@@ -174,6 +191,103 @@ class Programs:
             work=work,
         )
 
+    async def update_program(
+        self, staff: Staff, program_id: int, changes: ProgramChanges
+    ) -> ProgramView:
+        """Change a program's names, descriptions, point value, rounding or hold timeout
+        (audited). Currency, time zone and expiry stay: points already issued depend on them."""
+
+        async def work(conn: AsyncConnection) -> ProgramView:
+            now = self._executor.now()
+            before = await program_by_id(conn, staff.caller, program_id, for_update=True)
+            values = {
+                name: value
+                for name, value in msgspec.structs.asdict(changes).items()
+                if value is not None
+            }
+            merged = ProgramSettings(
+                **{
+                    field: values.get(field, getattr(before, field))
+                    for field in ProgramSettings.__struct_fields__
+                }
+            )
+            _check_settings(merged)
+            if "hold_timeout_seconds" in values and values["hold_timeout_seconds"] <= 0:
+                raise DomainError(
+                    ErrorCode.VALIDATION_FAILED, "hold_timeout_seconds must be positive"
+                )
+            if values:
+                await conn.execute(
+                    programs.update()
+                    .where(programs.c.id == program_id)
+                    .values(**values, updated_at=now)
+                )
+            after = await program_by_id(conn, staff.caller, program_id)
+            await record_change(
+                conn,
+                staff,
+                action="program.update",
+                entity="program",
+                entity_id=program_id,
+                before=before,
+                after=after,
+                program_id=program_id,
+                at=now,
+            )
+            return after
+
+        return await in_transaction(self._executor.engine, work)
+
+
+class ProgramSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """What a manager sets beyond the ledger's needs: texts, point value and rounding."""
+
+    name_de: str = ""
+    name_en: str = ""
+    description_de: str = ""
+    description_en: str = ""
+    #: What one point is worth in millionths of the currency unit (10_000 = 0.01 EUR).
+    point_value_micros: int = 10_000
+    rounding: str = "down"
+
+
+class ProgramChanges(msgspec.Struct, frozen=True, kw_only=True):
+    name: str | None = None
+    name_de: str | None = None
+    name_en: str | None = None
+    description_de: str | None = None
+    description_en: str | None = None
+    point_value_micros: int | None = None
+    rounding: str | None = None
+    hold_timeout_seconds: int | None = None
+
+
+def _check_settings(settings: ProgramSettings) -> None:
+    if settings.point_value_micros < 0:
+        raise DomainError(ErrorCode.INVALID_RATE, "point_value_micros must not be negative")
+    if settings.rounding not in {str(r) for r in Rounding}:
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "rounding must be one of down, half_up, up")
+
+
+def _actor(caller: Caller, staff: Staff | None) -> str:
+    if staff is not None:
+        return f"{staff.display_name} <{staff.email}>"
+    return f"api:{caller.client_id}"
+
+
+async def program_by_id(
+    conn: AsyncConnection, caller: Caller, program_id: int, *, for_update: bool = False
+) -> ProgramView:
+    query = select(programs).where(
+        programs.c.id == program_id, programs.c.merchant_id == caller.merchant_id
+    )
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise DomainError(ErrorCode.PROGRAM_NOT_FOUND, "no such program", program_id=program_id)
+    return program_view(row)
+
 
 def _policy(kind: str, value: int, timezone: str) -> ExpiryPolicy:
     try:
@@ -197,4 +311,10 @@ def program_view(row: Any) -> ProgramView:
         expiry_value=row.expiry_value,
         hold_timeout_seconds=row.hold_timeout_seconds,
         created_at=row.created_at,
+        point_value_micros=row.point_value_micros,
+        rounding=row.rounding,
+        name_de=row.name_de or "",
+        name_en=row.name_en or "",
+        description_de=row.description_de or "",
+        description_en=row.description_en or "",
     )

@@ -56,6 +56,13 @@ class ProgramView(msgspec.Struct, frozen=True):
     expiry_value: int
     hold_timeout_seconds: int
     created_at: datetime
+    #: What one point is worth in millionths of the currency unit (10_000 = 0.01 EUR).
+    point_value_micros: int = 10_000
+    rounding: str = "down"
+    name_de: str = ""
+    name_en: str = ""
+    description_de: str = ""
+    description_en: str = ""
 
 
 class MemberView(msgspec.Struct, frozen=True):

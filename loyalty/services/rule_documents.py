@@ -58,7 +58,7 @@ Labels = Annotated[list[Label], Meta(max_length=500)]
 RoundingName = Literal["down", "half_up", "up"]
 
 
-class LocalizedText(Struct, forbid_unknown_fields=True):
+class LocalizedText(Struct, frozen=True, forbid_unknown_fields=True):
     """The same text in German and English (the UI's two languages)."""
 
     de: Annotated[str, Meta(max_length=2000)]

@@ -96,6 +96,12 @@ def test_programs_and_enrollment(any_stack: Stack) -> None:
         "expiry_value": 30,
         "hold_timeout_seconds": 900,
         "created_at": "2025-01-15T12:00:00Z",
+        "point_value_micros": 10_000,
+        "rounding": "down",
+        "name_de": "Bonuspunkte",
+        "name_en": "Bonuspunkte",
+        "description_de": "",
+        "description_en": "",
     }
     gold = stack.create_program(
         code="gold", name="Gold", expiry_kind="never", expiry_value=0, hold_timeout_seconds=60
