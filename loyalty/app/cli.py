@@ -1,4 +1,5 @@
-"""The ``loyalty`` command line: serve, migrate, seed demo data, verify and expire the ledger.
+"""The ``loyalty`` command line: serve, migrate, seed demo data, verify and expire the ledger,
+create and list staff users.
 
 Every command reads its configuration from the environment (:class:`Settings.from_env`); the
 service modules are imported inside the commands so that ``loyalty --help`` stays fast and a
@@ -8,6 +9,7 @@ broken service cannot stop ``loyalty migrate`` from working.
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +29,9 @@ T = TypeVar("T")
 
 #: Progress callbacks of the long-running services: ``(done, total)``.
 Progress = Callable[[int, int], None]
+#: The values of ``loyalty.services.staff.StaffRole``, spelled out so that ``--help`` does not
+#: import the services (tests/admin/test_cli_staff.py keeps the two equal).
+STAFF_ROLES = ("owner", "program_manager", "support", "cashier")
 
 
 def _settings() -> Settings:
@@ -183,6 +188,32 @@ def expire(at: datetime | None) -> None:
     click.echo(str(result))
 
 
+@main.group()
+def tiers() -> None:
+    """Tier maintenance: period-end reviews."""
+
+
+@tiers.command()
+@click.option(
+    "--at",
+    metavar="ISO8601",
+    default=None,
+    callback=_parse_aware_datetime,
+    help="Review as of this instant (ISO 8601 with offset) [default: now].",
+)
+def recalc(at: datetime | None) -> None:
+    """Apply every period-end tier review (downgrades by the policy) and every end of a manual
+    assignment that is due; running it twice changes nothing."""
+    from loyalty.services.context import utc_now
+    from loyalty.services.tier_status import recalc_tiers
+
+    settings = _settings()
+    when = at or utc_now()
+    with _progress_bar("reviewing tiers") as progress:
+        result = _with_engine(settings, lambda engine: recalc_tiers(engine, when, progress))
+    click.echo(str(result))
+
+
 @main.command("make-migration")
 @click.argument("message")
 def make_migration(message: str) -> None:
@@ -194,3 +225,73 @@ def make_migration(message: str) -> None:
         upgrade(url)
         rev_id = make_revision(url, message)
     click.echo(f"created revision {rev_id}; review it, then run the migration tests")
+
+
+@main.group()
+def staff() -> None:
+    """Staff users: the logins of the admin API (/api/v1/admin)."""
+
+
+@staff.command("create")
+@click.option("--merchant-id", type=click.IntRange(min=1), required=True)
+@click.option("--email", required=True, help="The login name (stored lower-case).")
+@click.option("--role", type=click.Choice(STAFF_ROLES), required=True)
+@click.option("--display-name", required=True)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of stdin (scripts) instead of prompting.",
+)
+def create_staff(
+    merchant_id: int, email: str, role: str, display_name: str, password_stdin: bool
+) -> None:
+    """Create a staff user of a merchant; the audit log names "system" as the actor.
+
+    The password is asked for twice without echo, never taken as an argument (it would end up
+    in the shell history and the process list).
+    """
+    from loyalty.domain.errors import DomainError
+    from loyalty.services.staff import StaffDirectory
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = _settings()
+    try:
+        created = _with_engine(
+            settings,
+            lambda engine: StaffDirectory(engine).provision_staff(
+                merchant_id,
+                email=email,
+                password=password,
+                role=role,
+                display_name=display_name,
+            ),
+        )
+    except DomainError as error:
+        raise click.ClickException(f"{error.code}: {error.detail}") from None
+    click.echo(
+        f"created staff user {created.staff_id}: {created.email} ({created.role}) "
+        f"of merchant {merchant_id}"
+    )
+
+
+@staff.command("list")
+@click.option("--merchant-id", type=click.IntRange(min=1), required=True)
+def list_staff(merchant_id: int) -> None:
+    """List a merchant's staff users: id, email, role, active, name, last login."""
+    from loyalty.services.staff import StaffDirectory
+
+    settings = _settings()
+    users = _with_engine(settings, lambda engine: StaffDirectory(engine).list_staff(merchant_id))
+    if not users:
+        click.echo(f"no staff users at merchant {merchant_id}")
+        return
+    for user in users:
+        state = "active" if user.active else "inactive"
+        last_login = user.last_login_at.isoformat() if user.last_login_at else "never"
+        click.echo(
+            f"{user.staff_id:>5}  {user.email:<32}  {user.role:<15}  {state:<8}  "
+            f"{user.display_name}  (last login: {last_login})"
+        )

@@ -22,13 +22,19 @@ from litestar.stores.redis import RedisStore
 from litestar.stores.registry import StoreRegistry
 from redis.asyncio import Redis
 
+from admin.api import STAFF_TOKEN_SCHEME, admin_router
 from loyalty import __version__
 from loyalty.db.engine import create_engine
 from loyalty.services.context import utc_now
 from loyalty.services.expiry import run_expiry_sweep
 from loyalty.services.ledger import Ledger
+from loyalty.services.orders import Orders
 from loyalty.services.programs import Programs
 from loyalty.services.queries import Queries
+from loyalty.services.rewards import Rewards
+from loyalty.services.rule_sets import RuleSets
+from loyalty.services.staff import StaffDirectory
+from loyalty.services.tiers import Tiers
 
 from .api import api_router
 from .health import HealthController
@@ -61,6 +67,11 @@ def create_app(
             ledger=ledger,
             programs=Programs(ledger.executor),
             queries=Queries(engine),
+            rewards=Rewards(ledger),
+            orders=Orders(ledger),
+            tiers=Tiers(engine, clock=clock),
+            rule_sets=RuleSets(engine, clock=clock),
+            staff_directory=StaffDirectory(engine, clock=clock),
         )
         sweeper = None
         if settings.sweep_interval_seconds > 0:
@@ -92,6 +103,7 @@ def create_app(
             home,
             HealthController,
             api_router(),
+            admin_router(),
             create_static_files_router(
                 path=SWAGGER_ASSETS, directories=[SWAGGER_UI_DIRECTORY], include_in_schema=False
             ),
@@ -115,7 +127,9 @@ def create_app(
             version=__version__,
             description=(
                 "Ledger-based loyalty points. Errors are application/problem+json with a "
-                "stable `code`. Every write needs an `Idempotency-Key` header."
+                "stable `code`. Every write of the ledger API needs an `Idempotency-Key` "
+                "header. The admin API (/api/v1/admin) takes a staff session token from "
+                "`POST /api/v1/admin/login` instead of an API key."
             ),
             path="/schema",
             render_plugins=[
@@ -131,7 +145,15 @@ def create_app(
                 security_schemes={
                     "BearerToken": SecurityScheme(
                         type="http", scheme="bearer", description="The API client's key"
-                    )
+                    ),
+                    STAFF_TOKEN_SCHEME: SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description=(
+                            "A staff session token from POST /api/v1/admin/login "
+                            "(valid for 12 hours, until logout)"
+                        ),
+                    ),
                 }
             ),
         ),

@@ -14,17 +14,61 @@ Semantics (docs/RULES.md explains them for managers):
 * Caps (per rule, per order, per member per day/week/month) cut the total; a cut is a line
   with negative points so that the quote still equals the sum of its lines.
 * Rounding happens once per explained line, by the rule's rounding policy (or the rule set's).
+
+How ``quote`` works, step by step (the decisions the bullets above leave open are marked *):
+1. Base rules, in rule order. Base points are kept per basket line as exact fractions: a spend
+   rule gives each matching line ``net x points / per_amount``, an item rule ``quantity x
+   points``. The rule's line shows the rounded sum, at most ``max_points_per_order``.
+   * A rule whose line would show 0 points does not fire and leaves nothing on the basket lines
+     (a later multiplier must not turn points nobody was shown into visible ones).
+   * When ``max_points_per_order`` is below the exact sum, the rule's line fractions are scaled
+     by ``max / exact sum``, so that multipliers scale what the rule actually gave. Rounding
+     alone does not rescale: the fractions stay exact, which keeps the total monotonic in the
+     basket (see 7).
+   Visit and minimum-spend bonuses give their points to the order, so nothing multiplies them.
+   * Their ``basis`` is the matching net spend.
+2. Multiplier rules (rule order), then the tier (if its multiplier is above 1), then promotions
+   (promotion order). A multiplier works on the matching lines that have base points: it shows
+   ``round(sum of their values x (m - 1))`` (basis: the rounded sum it multiplied) and scales
+   their values by ``m``. * When its per-order maximum or a promotion's remaining budget cut the
+   points, the values grow by the same proportion only, as in 1.
+   * The tier and multiplier promotions round by the rule set's policy (they have none of their
+     own).
+3. A promotion applies at ``at`` if it runs (window, local weekday, local hours in the rule
+   set's time zone), its audience applies, the member has trigger uses left and its budget has
+   points left. A bonus promotion adds its points once if any basket line matches its scope.
+   * Its ``basis`` is the matching net spend. Points a promotion adds are cut to its remaining
+   budget; ``Quote.promotion_points`` records them before caps.
+4. Caps come last. The tightest allowance (order cap; period cap minus what the member already
+   earned in that period, never below 0) cuts the total with one cap line.
+   * On a tie the first cap in ``EarningRules.caps`` names the line.
+5. Only lines with points other than 0 are listed; ``total`` is the sum of the lines.
+6. * ``quote`` does not validate the rules (``check_earning_rules`` does that when rules are
+   saved); it only needs ``at`` to be timezone-aware. Rule and promotion codes share one
+   namespace (quote lines name either), so ``check_earning_rules`` refuses a promotion that
+   reuses a rule's code. A minimum-spend bonus with ``min_spend == 0`` is an invalid rule (it
+   would be a visit bonus without the "one matching line" condition).
+7. What this buys (tests/domain/test_quote_properties.py checks it): the total never depends on
+   the order of basket lines; adding a basket line never lowers the total as long as no step
+   was cut by a per-order maximum or a budget, or every multiplier matches every line with base
+   points. With such cuts and scoped multipliers it can: a per-order maximum shared out over
+   more lines leaves less of it on the lines a scoped multiplier doubles. Caps keep the
+   property, because the capped total is a non-decreasing function of the uncapped one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from fractions import Fraction
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .basket import DEFAULT_EXCLUDED_KINDS, Basket, BasketLine, LineKind
+from .errors import DomainError, ErrorCode
 from .texts import Texts
 from .tiers import TierLevel
 
@@ -69,7 +113,11 @@ class Scope:
     excluded_kinds: frozenset[LineKind] = DEFAULT_EXCLUDED_KINDS
 
     def matches(self, line: BasketLine) -> bool:
-        raise NotImplementedError
+        if line.kind in self.excluded_kinds:
+            return False
+        if not self.skus and not self.categories:
+            return True
+        return line.sku in self.skus or line.category in self.categories
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,15 +228,149 @@ class Quote:
     promotion_points: Mapping[str, int] = field(default_factory=dict)
 
 
+#: Square caps point multipliers at 10x; higher ones are almost always a typo (20 for 2.0).
+MAX_MULTIPLIER = Decimal(10)
+
+
 def check_earning_rules(rules: EarningRules) -> None:
     """Refuse rules ``quote`` cannot honour, with a specific code (invalid_rate, invalid_window,
     duplicate_code, invalid_rule)."""
-    raise NotImplementedError
+    try:
+        ZoneInfo(rules.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise DomainError(
+            ErrorCode.INVALID_RULE,
+            f"unknown time zone {rules.timezone!r}",
+            timezone=rules.timezone,
+        ) from exc
+    seen: set[str] = set()
+    for rule in rules.rules:
+        _check_code(rule.code, "rule", seen)
+        _check_rule(rule)
+    for promotion in rules.promotions:
+        _check_code(promotion.code, "promotion", seen)
+        _check_promotion(promotion)
+    for cap in rules.caps:
+        if cap.max_points < 0:
+            raise _refusal(
+                ErrorCode.INVALID_RATE,
+                f"the cap per {cap.period.value!r} must not be negative",
+                cap.period.value,
+            )
+
+
+def _refusal(code: ErrorCode, detail: str, rule: str) -> DomainError:
+    return DomainError(code, detail, rule=rule)
+
+
+def _check_code(code: str, what: str, seen: set[str]) -> None:
+    if not code.strip():
+        raise _refusal(ErrorCode.INVALID_RULE, f"every {what} needs a code, not {code!r}", code)
+    if code in seen:
+        # Rules and promotions share one namespace: quote lines and promotion counters name them.
+        raise _refusal(ErrorCode.DUPLICATE_CODE, f"the code {code!r} is used twice", code)
+    seen.add(code)
+
+
+def _check_rule(rule: EarningRule) -> None:
+    code = rule.code
+    if rule.points < 0 or rule.min_spend < 0:
+        raise _refusal(
+            ErrorCode.INVALID_RATE,
+            f"rule {code!r}: points and min_spend must not be negative",
+            code,
+        )
+    if rule.per_amount <= 0:
+        raise _refusal(ErrorCode.INVALID_RATE, f"rule {code!r}: per_amount must be positive", code)
+    if rule.max_points_per_order is not None and rule.max_points_per_order < 0:
+        raise _refusal(
+            ErrorCode.INVALID_RATE,
+            f"rule {code!r}: max_points_per_order must not be negative",
+            code,
+        )
+    if rule.kind is RuleKind.MULTIPLIER:
+        _check_multiplier(rule.multiplier, f"rule {code!r}", code)
+    if rule.kind is RuleKind.SPEND and rule.points == 0:
+        raise _refusal(
+            ErrorCode.INVALID_RULE, f"spend rule {code!r} gives no points (points is 0)", code
+        )
+    if rule.kind is RuleKind.MIN_SPEND_BONUS and rule.min_spend == 0:
+        raise _refusal(
+            ErrorCode.INVALID_RULE,
+            f"minimum-spend bonus {code!r} needs a min_spend above 0 (or use a visit rule)",
+            code,
+        )
+
+
+def _check_multiplier(multiplier: Decimal, what: str, code: str) -> None:
+    # NaN and infinities first: comparing a signalling NaN raises.
+    if not multiplier.is_finite() or not 1 <= multiplier <= MAX_MULTIPLIER:
+        raise _refusal(
+            ErrorCode.INVALID_RATE,
+            f"{what}: the multiplier must lie between 1 and {MAX_MULTIPLIER}",
+            code,
+        )
+
+
+def _check_promotion(promotion: Promotion) -> None:
+    code = promotion.code
+    what = f"promotion {code!r}"
+    if promotion.starts_at.utcoffset() is None or promotion.ends_at.utcoffset() is None:
+        raise _refusal(ErrorCode.INVALID_WINDOW, f"{what}: start and end need a time zone", code)
+    if promotion.ends_at <= promotion.starts_at:
+        raise _refusal(ErrorCode.INVALID_WINDOW, f"{what}: it must end after it starts", code)
+    if any(not 1 <= day <= 7 for day in promotion.weekdays):
+        raise _refusal(
+            ErrorCode.INVALID_WINDOW, f"{what}: weekdays run from 1 (Monday) to 7 (Sunday)", code
+        )
+    if promotion.hours is not None:
+        start, end = promotion.hours
+        if start.tzinfo is not None or end.tzinfo is not None:
+            raise _refusal(
+                ErrorCode.INVALID_WINDOW, f"{what}: hours are local wall-clock times", code
+            )
+        if end <= start:
+            # Overnight windows would need two ranges; managers split them into two promotions.
+            raise _refusal(
+                ErrorCode.INVALID_WINDOW, f"{what}: hours must end after they start", code
+            )
+    if promotion.bonus_points < 0:
+        raise _refusal(ErrorCode.INVALID_RATE, f"{what}: bonus_points must not be negative", code)
+    if promotion.kind is PromotionKind.MULTIPLIER:
+        _check_multiplier(promotion.multiplier, what, code)
+    if promotion.budget_points is not None and promotion.budget_points <= 0:
+        raise _refusal(ErrorCode.INVALID_RULE, f"{what}: a budget must be positive", code)
+    if promotion.per_member_limit is not None and promotion.per_member_limit <= 0:
+        raise _refusal(ErrorCode.INVALID_RULE, f"{what}: a per-member limit must be positive", code)
 
 
 def period_start(period: CapPeriod, at: datetime, timezone: str) -> datetime:
     """The UTC instant the day/week (Monday)/month containing ``at`` began, in ``timezone``."""
-    raise NotImplementedError
+    if at.utcoffset() is None:
+        raise ValueError("at must be timezone-aware")
+    zone = ZoneInfo(timezone)
+    day = at.astimezone(zone).date()
+    if period is CapPeriod.DAY:
+        first = day
+    elif period is CapPeriod.WEEK:
+        first = day - timedelta(days=day.weekday())
+    elif period is CapPeriod.MONTH:
+        first = day.replace(day=1)
+    else:
+        raise ValueError(f"the {period} cap has no calendar period")
+    # fold=0: where a zone skips midnight, this is the instant of the jump, i.e. when the day began;
+    # where midnight happens twice, the first one.
+    return datetime.combine(first, time(), tzinfo=zone).astimezone(UTC)
+
+
+_CAP_NAMES: Mapping[CapPeriod, Texts] = {
+    CapPeriod.ORDER: Texts("Obergrenze pro Einkauf", "Cap per order"),
+    CapPeriod.DAY: Texts("Obergrenze pro Tag", "Cap per day"),
+    CapPeriod.WEEK: Texts("Obergrenze pro Woche", "Cap per week"),
+    CapPeriod.MONTH: Texts("Obergrenze pro Monat", "Cap per month"),
+}
+
+_NO_MEMBER = MemberContext()
 
 
 def quote(
@@ -198,4 +380,262 @@ def quote(
     at: datetime,
     member: MemberContext | None = None,
 ) -> Quote:
-    raise NotImplementedError
+    """What ``basket`` earns under ``rules`` at ``at``, line by line (see the module docstring)."""
+    if at.utcoffset() is None:
+        raise ValueError("at must be timezone-aware")
+    member = member if member is not None else _NO_MEMBER
+    pricing = _Pricing(basket.lines)
+
+    multiplier_rules: list[EarningRule] = []
+    for rule in rules.rules:
+        if not _audience_applies(rule.audience, basket, member, tier):
+            continue
+        if rule.kind is RuleKind.MULTIPLIER:
+            multiplier_rules.append(rule)
+        else:
+            pricing.apply_base_rule(rule, rule.rounding or rules.rounding)
+    for rule in multiplier_rules:
+        pricing.multiply(
+            LineSource.RULE,
+            rule.code,
+            rule.name,
+            rule.multiplier,
+            pricing.lines_with_points(rule.scope),
+            rule.rounding or rules.rounding,
+            rule.max_points_per_order,
+        )
+    if tier is not None and tier.multiplier > 1:
+        pricing.multiply(
+            LineSource.TIER,
+            tier.code,
+            tier.name,
+            tier.multiplier,
+            pricing.lines_with_points(None),
+            rules.rounding,
+            None,
+        )
+
+    promotion_points: dict[str, int] = {}
+    local = at.astimezone(ZoneInfo(rules.timezone))
+    for promotion in rules.promotions:
+        if not _promotion_applies(promotion, at, local, basket, member, tier):
+            continue
+        remaining = None
+        if promotion.budget_points is not None:
+            remaining = promotion.budget_points - member.promotion_points_used.get(
+                promotion.code, 0
+            )
+            if remaining <= 0:
+                continue
+        if promotion.kind is PromotionKind.MULTIPLIER:
+            added = pricing.multiply(
+                LineSource.PROMOTION,
+                promotion.code,
+                promotion.name,
+                promotion.multiplier,
+                pricing.lines_with_points(promotion.scope),
+                rules.rounding,
+                remaining,
+            )
+        else:
+            added = pricing.add_order_bonus(
+                LineSource.PROMOTION,
+                promotion.code,
+                promotion.name,
+                promotion.bonus_points,
+                promotion.scope,
+                remaining,
+                needs_matching_line=True,
+            )
+        if added:
+            promotion_points[promotion.code] = added
+
+    pricing.apply_caps(rules.caps, member)
+    return Quote(
+        total=sum(line.points for line in pricing.out),
+        lines=tuple(pricing.out),
+        qualifying_spend=sum(
+            line.net for line in basket.lines if line.kind not in DEFAULT_EXCLUDED_KINDS
+        ),
+        promotion_points=promotion_points,
+    )
+
+
+class _Pricing:
+    """The quote under construction: exact points per basket line, and the explained lines."""
+
+    __slots__ = ("basket_lines", "out", "values")
+
+    def __init__(self, basket_lines: Sequence[BasketLine]) -> None:
+        self.basket_lines = basket_lines
+        #: Base points each basket line carries so far, multipliers included; exact.
+        self.values = [Fraction(0)] * len(basket_lines)
+        self.out: list[QuoteLine] = []
+
+    def matching(self, scope: Scope) -> list[int]:
+        return [index for index, line in enumerate(self.basket_lines) if scope.matches(line)]
+
+    def lines_with_points(self, scope: Scope | None) -> list[int]:
+        """Lines a multiplier scales: those ``scope`` matches (None: all) that have base points."""
+        return [
+            index
+            for index, line in enumerate(self.basket_lines)
+            if self.values[index] > 0 and (scope is None or scope.matches(line))
+        ]
+
+    def spend(self, indexes: Iterable[int]) -> int:
+        return sum(self.basket_lines[index].net for index in indexes)
+
+    def apply_base_rule(self, rule: EarningRule, rounding: Rounding) -> None:
+        matching = self.matching(rule.scope)
+        if rule.kind in (RuleKind.VISIT, RuleKind.MIN_SPEND_BONUS):
+            self.add_order_bonus(
+                LineSource.RULE,
+                rule.code,
+                rule.name,
+                rule.points,
+                rule.scope,
+                rule.max_points_per_order,
+                needs_matching_line=rule.kind is RuleKind.VISIT,
+                min_spend=rule.min_spend,
+            )
+            return
+        if rule.kind is RuleKind.SPEND:
+            gains = [
+                (index, Fraction(self.basket_lines[index].net * rule.points, rule.per_amount))
+                for index in matching
+            ]
+            basis = self.spend(matching)
+        else:
+            gains = [
+                (index, Fraction(self.basket_lines[index].quantity * rule.points))
+                for index in matching
+            ]
+            basis = sum(self.basket_lines[index].quantity for index in matching)
+        exact = sum((gain for _, gain in gains), Fraction(0))
+        points, share = _limited(exact, _round(exact, rounding), rule.max_points_per_order)
+        if points <= 0:
+            return
+        for index, gain in gains:
+            self.values[index] += gain * share
+        self.out.append(QuoteLine(LineSource.RULE, rule.code, rule.name, points, basis))
+
+    def add_order_bonus(
+        self,
+        source: LineSource,
+        code: str,
+        name: Texts,
+        points: int,
+        scope: Scope,
+        limit: int | None,
+        *,
+        needs_matching_line: bool,
+        min_spend: int = 0,
+    ) -> int:
+        """Points for the whole order (visit, minimum spend, bonus promotion); never multiplied."""
+        matching = self.matching(scope)
+        spend = self.spend(matching)
+        if (needs_matching_line and not matching) or spend < min_spend:
+            return 0
+        if limit is not None:
+            points = min(points, limit)
+        if points <= 0:
+            return 0
+        self.out.append(QuoteLine(source, code, name, points, spend))
+        return points
+
+    def multiply(
+        self,
+        source: LineSource,
+        code: str,
+        name: Texts,
+        multiplier: Decimal,
+        indexes: Sequence[int],
+        rounding: Rounding,
+        limit: int | None,
+    ) -> int:
+        """Scale the values of ``indexes`` by ``multiplier``; return the points that added."""
+        if not indexes:
+            return 0
+        factor = Fraction(multiplier) - 1
+        base = sum((self.values[index] for index in indexes), Fraction(0))
+        exact = base * factor
+        points, share = _limited(exact, _round(exact, rounding), limit)
+        if points <= 0:
+            return 0
+        growth = factor * share
+        for index in indexes:
+            self.values[index] += self.values[index] * growth
+        self.out.append(
+            QuoteLine(source, code, name, points, _round(base, rounding), multiplier=multiplier)
+        )
+        return points
+
+    def apply_caps(self, caps: Iterable[Cap], member: MemberContext) -> None:
+        total = sum(line.points for line in self.out)
+        tightest: tuple[int, CapPeriod] | None = None
+        for cap in caps:
+            allowance = cap.max_points
+            if cap.period is not CapPeriod.ORDER:
+                allowance -= member.earned_in_period.get(cap.period, 0)
+            allowance = max(allowance, 0)
+            # Strictly less: on a tie the first cap names the line.
+            if allowance < total and (tightest is None or allowance < tightest[0]):
+                tightest = (allowance, cap.period)
+        if tightest is not None:
+            allowance, period = tightest
+            self.out.append(
+                QuoteLine(
+                    LineSource.CAP, period.value, _CAP_NAMES[period], allowance - total, total
+                )
+            )
+
+
+def _limited(exact: Fraction, rounded: int, limit: int | None) -> tuple[int, Fraction]:
+    """The points a step shows under its per-order limit (or budget), and the share of its exact
+    per-line gains the basket lines keep: below 1 only when the limit cut the exact points."""
+    if limit is None or exact <= limit:
+        return (rounded if limit is None else min(rounded, limit)), Fraction(1)
+    return min(rounded, limit), Fraction(limit) / exact
+
+
+def _round(value: Fraction, rounding: Rounding) -> int:
+    if rounding == Rounding.DOWN:
+        return math.floor(value)
+    if rounding == Rounding.UP:
+        return math.ceil(value)
+    magnitude = math.floor(abs(value) + Fraction(1, 2))  # half away from zero
+    return magnitude if value >= 0 else -magnitude
+
+
+def _audience_applies(
+    audience: Audience, basket: Basket, member: MemberContext, tier: TierLevel | None
+) -> bool:
+    if audience.locations and basket.location not in audience.locations:
+        return False
+    if audience.segments and not audience.segments & member.segments:
+        return False
+    return not audience.tiers or (tier is not None and tier.code in audience.tiers)
+
+
+def _promotion_applies(
+    promotion: Promotion,
+    at: datetime,
+    local: datetime,
+    basket: Basket,
+    member: MemberContext,
+    tier: TierLevel | None,
+) -> bool:
+    if not promotion.starts_at <= at < promotion.ends_at:
+        return False
+    if promotion.weekdays and local.isoweekday() not in promotion.weekdays:
+        return False
+    if promotion.hours is not None:
+        start, end = promotion.hours
+        # Wall-clock time: a 17:00-19:00 happy hour follows the clocks across daylight saving.
+        if not start <= local.time() < end:
+            return False
+    if not _audience_applies(promotion.audience, basket, member, tier):
+        return False
+    limit = promotion.per_member_limit
+    return limit is None or member.promotion_uses.get(promotion.code, 0) < limit

@@ -1,7 +1,7 @@
 """The audit log: every change to program configuration, with who, when, before and after.
 
 Recorded inside the transaction that makes the change, so a change and its audit row commit or
-roll back together.
+roll back together. Read back merchant by merchant, newest first, in keyset pages.
 """
 
 from __future__ import annotations
@@ -10,16 +10,28 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from loyalty.db.engine import in_transaction
 from loyalty.db.tables import audit_log
 
 from .context import Staff
+
+#: The actor of changes no staff user made: the command line, the demo seed.
+SYSTEM_ACTOR = "system"
+DEFAULT_AUDIT_PAGE_SIZE = 50
+MAX_AUDIT_PAGE_SIZE = 200
 
 
 def as_json(value: Any) -> Any:
     """A Struct, dataclass or plain value as JSON-compatible builtins (for the JSON columns)."""
     return msgspec.to_builtins(value)
+
+
+def actor_label(staff: Staff) -> str:
+    """How a staff user appears in the log; kept as text so it survives renames."""
+    return f"{staff.display_name} <{staff.email}>"
 
 
 async def record_change(
@@ -34,12 +46,70 @@ async def record_change(
     after: Any = None,
     program_id: int | None = None,
 ) -> None:
+    await _insert(
+        conn,
+        merchant_id=staff.merchant_id,
+        staff_id=staff.staff_id,
+        actor=actor_label(staff),
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        at=at,
+        before=before,
+        after=after,
+        program_id=program_id,
+    )
+
+
+async def record_system_change(
+    conn: AsyncConnection,
+    merchant_id: int,
+    *,
+    action: str,
+    entity: str,
+    entity_id: object,
+    at: datetime,
+    before: Any = None,
+    after: Any = None,
+    program_id: int | None = None,
+    actor: str = SYSTEM_ACTOR,
+) -> None:
+    """A change made without a staff user (the command line, the demo seed)."""
+    await _insert(
+        conn,
+        merchant_id=merchant_id,
+        staff_id=None,
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        at=at,
+        before=before,
+        after=after,
+        program_id=program_id,
+    )
+
+
+async def _insert(
+    conn: AsyncConnection,
+    *,
+    merchant_id: int,
+    staff_id: int | None,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: object,
+    at: datetime,
+    before: Any,
+    after: Any,
+    program_id: int | None,
+) -> None:
     await conn.execute(
         audit_log.insert().values(
-            merchant_id=staff.merchant_id,
+            merchant_id=merchant_id,
             program_id=program_id,
-            staff_id=staff.staff_id,
-            actor=f"{staff.display_name} <{staff.email}>",
+            staff_id=staff_id,
+            actor=actor,
             action=action,
             entity=entity,
             entity_id=str(entity_id),
@@ -48,3 +118,74 @@ async def record_change(
             at=at,
         )
     )
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One recorded change."""
+
+    id: int
+    at: datetime
+    #: Who made it, as they were called then ("Jana Huber <jana@example.com>" or "system").
+    actor: str
+    #: The staff user who made it; None for changes made by the system.
+    staff_id: int | None
+    action: str
+    entity: str
+    entity_id: str
+    program_id: int | None
+    #: The entity as it was before and after the change (None where it did not exist).
+    before: Any
+    after: Any
+
+
+class AuditPage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Audit entries, newest first."""
+
+    entries: list[AuditEntry]
+    #: Pass as ``before_id`` for the next (older) page; None on the last page.
+    next_before_id: int | None
+
+
+async def audit_entries(
+    engine: AsyncEngine,
+    merchant_id: int,
+    *,
+    program_id: int | None = None,
+    entity: str | None = None,
+    before_id: int | None = None,
+    limit: int = DEFAULT_AUDIT_PAGE_SIZE,
+) -> AuditPage:
+    """The merchant's audit entries, newest first, ``limit`` at a time: keyset pages on the id
+    (stable while new entries arrive, unlike offsets)."""
+    limit = max(1, min(limit, MAX_AUDIT_PAGE_SIZE))
+    query = select(audit_log).where(audit_log.c.merchant_id == merchant_id)
+    if program_id is not None:
+        query = query.where(audit_log.c.program_id == program_id)
+    if entity is not None:
+        query = query.where(audit_log.c.entity == entity)
+    if before_id is not None:
+        query = query.where(audit_log.c.id < before_id)
+    # One row more than asked tells whether an older page exists.
+    query = query.order_by(audit_log.c.id.desc()).limit(limit + 1)
+
+    async def read(conn: AsyncConnection) -> AuditPage:
+        rows = (await conn.execute(query)).all()
+        entries = [
+            AuditEntry(
+                id=row.id,
+                at=row.at,
+                actor=row.actor,
+                staff_id=row.staff_id,
+                action=row.action,
+                entity=row.entity,
+                entity_id=row.entity_id,
+                program_id=row.program_id,
+                before=row.before,
+                after=row.after,
+            )
+            for row in rows[:limit]
+        ]
+        more = len(rows) > limit
+        return AuditPage(entries=entries, next_before_id=entries[-1].id if more else None)
+
+    return await in_transaction(engine, read, read_only=True)

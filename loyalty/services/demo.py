@@ -1,7 +1,8 @@
 """``loyalty seed-demo``: a small demo program so that a fresh ``make run`` has data to show.
 
 Idempotent: every write goes through the ledger with a fixed idempotency key, so a second run
-replays instead of adding (and the merchant and program are looked up before they are made).
+replays instead of adding (and the merchant, program and staff users are looked up before they
+are made).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loyalty.db.engine import in_transaction
-from loyalty.db.tables import accounts, merchants, programs
+from loyalty.db.tables import accounts, merchants, programs, staff_users
 from loyalty.domain.expiry import ExpiryKind
 
 from .context import Caller, utc_now
 from .ledger import Ledger
 from .programs import Programs
+from .staff import StaffDirectory, StaffRole, create_first_owner
 
 DEMO_MERCHANT = "Demo Bäckerei Sonnenschein"
 DEMO_PROGRAM_CODE = "sonnenpunkte"
@@ -30,24 +32,34 @@ DEMO_MEMBERS = (
     ("Jonas Steiner", "jonas.steiner@example.org", (500, 220, 90, 40), 400),
     ("Mia Gruber", "mia.gruber@example.org", (25,), 0),
 )
+#: The demo's staff logins (published in README.md, so deliberately not policy-strength).
+DEMO_OWNER = ("owner@example.com", "demo-owner-password", "Olga Owner")
+DEMO_MANAGER = ("manager@example.com", "demo-manager-password", "Max Manager")
 
 
 class DemoSummary(msgspec.Struct, frozen=True):
     merchant_id: int
     program_id: int
     members: int
+    #: (role, email, password) of the demo's staff logins.
+    staff_logins: tuple[tuple[str, str, str], ...] = ()
 
     def __str__(self) -> str:
-        return (
+        lines = [
             f"demo merchant {self.merchant_id}, program {self.program_id} "
             f"({DEMO_PROGRAM_CODE}), {self.members} members"
-        )
+        ]
+        lines += [
+            f"staff login ({role}): {email} / {password}"
+            for role, email, password in self.staff_logins
+        ]
+        return "\n".join(lines)
 
 
 async def seed_demo(
     engine: AsyncEngine, *, progress: Callable[[int, int], None] | None = None
 ) -> DemoSummary:
-    total = 2 + len(DEMO_MEMBERS)
+    total = 3 + len(DEMO_MEMBERS)
     report = progress or (lambda done, total: None)
     report(0, total)
 
@@ -121,8 +133,50 @@ async def seed_demo(
         )
         return len(rows.all())
 
+    staff_logins = await _seed_staff(engine, merchant_id)
+    report(total, total)
+
     return DemoSummary(
         merchant_id=merchant_id,
         program_id=program_id,
         members=await in_transaction(engine, member_count),
+        staff_logins=staff_logins,
+    )
+
+
+async def _seed_staff(engine: AsyncEngine, merchant_id: int) -> tuple[tuple[str, str, str], ...]:
+    """The demo owner and program manager, each made unless their email exists."""
+
+    async def existing_emails(conn: AsyncConnection) -> set[str]:
+        rows = await conn.execute(
+            select(staff_users.c.email).where(
+                staff_users.c.email.in_([DEMO_OWNER[0], DEMO_MANAGER[0]])
+            )
+        )
+        return set(rows.scalars())
+
+    existing = await in_transaction(engine, existing_emails, read_only=True)
+    owner_email, owner_password, owner_name = DEMO_OWNER
+    if owner_email not in existing:
+        await create_first_owner(
+            engine,
+            merchant_id,
+            owner_email,
+            owner_password,
+            owner_name,
+            enforce_password_policy=False,
+        )
+    manager_email, manager_password, manager_name = DEMO_MANAGER
+    if manager_email not in existing:
+        await StaffDirectory(engine).provision_staff(
+            merchant_id,
+            email=manager_email,
+            password=manager_password,
+            role=StaffRole.PROGRAM_MANAGER,
+            display_name=manager_name,
+            enforce_password_policy=False,
+        )
+    return (
+        (str(StaffRole.OWNER), owner_email, owner_password),
+        (str(StaffRole.PROGRAM_MANAGER), manager_email, manager_password),
     )

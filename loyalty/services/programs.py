@@ -238,6 +238,49 @@ class Programs:
 
         return await in_transaction(self._executor.engine, work)
 
+    async def set_segments(
+        self, staff: Staff, program_id: int, member_id: int, segments: list[str]
+    ) -> SegmentsView:
+        """Replace an enrolled member's segments (audited)."""
+
+        async def work(conn: AsyncConnection) -> SegmentsView:
+            now = self._executor.now()
+            await require_program(conn, staff.caller, program_id)
+            enrolled = await conn.scalar(
+                select(
+                    exists().where(
+                        accounts.c.program_id == program_id, accounts.c.member_id == member_id
+                    )
+                )
+            )
+            if not enrolled:
+                await require_member(conn, staff.caller, member_id)
+                raise DomainError(ErrorCode.NOT_ENROLLED, "the member is not in this program")
+            before = await conn.scalar(select(members.c.segments).where(members.c.id == member_id))
+            cleaned = sorted(set(segments))
+            await conn.execute(
+                members.update().where(members.c.id == member_id).values(segments=cleaned)
+            )
+            await record_change(
+                conn,
+                staff,
+                action="member.set_segments",
+                entity="member",
+                entity_id=member_id,
+                before={"segments": before or []},
+                after={"segments": cleaned},
+                program_id=program_id,
+                at=now,
+            )
+            return SegmentsView(member_id=member_id, segments=cleaned)
+
+        return await in_transaction(self._executor.engine, work)
+
+
+class SegmentsView(msgspec.Struct, frozen=True):
+    member_id: int
+    segments: list[str]
+
 
 class ProgramSettings(msgspec.Struct, frozen=True, kw_only=True):
     """What a manager sets beyond the ledger's needs: texts, point value and rounding."""

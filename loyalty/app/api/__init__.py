@@ -6,11 +6,20 @@ from litestar import Router
 from litestar.di import Provide
 
 from loyalty.app.auth import api_client_guard, provide_caller
-from loyalty.app.dependencies import provide_ledger, provide_programs, provide_queries
+from loyalty.app.dependencies import (
+    provide_ledger,
+    provide_orders,
+    provide_programs,
+    provide_queries,
+    provide_rewards,
+    provide_tiers,
+)
 
 from .members import AccountController, MemberController
 from .operations import HoldController, JournalController, TransferController
+from .orders import OrderController
 from .programs import ProgramController
+from .rewards import RedemptionController, RewardCatalogueController
 from .strict_body import strict_body_guard
 
 API_PREFIX = "/api/v1"
@@ -26,6 +35,9 @@ def api_router() -> Router:
             HoldController,
             JournalController,
             TransferController,
+            RewardCatalogueController,
+            RedemptionController,
+            OrderController,
         ],
         # Authenticate first: an anonymous caller learns nothing about body rules.
         guards=[api_client_guard, strict_body_guard],
@@ -34,6 +46,9 @@ def api_router() -> Router:
             "ledger": Provide(provide_ledger, sync_to_thread=False),
             "programs": Provide(provide_programs, sync_to_thread=False),
             "queries": Provide(provide_queries, sync_to_thread=False),
+            "rewards": Provide(provide_rewards, sync_to_thread=False),
+            "orders": Provide(provide_orders, sync_to_thread=False),
+            "tiers": Provide(provide_tiers, sync_to_thread=False),
         },
         security=[{"BearerToken": []}],
     )

@@ -1,0 +1,107 @@
+"""Staff sessions and roles for the admin API.
+
+A staff user logs in (``POST /api/v1/admin/login``) and sends the token they get as
+``Authorization: Bearer <token>``. ``staff_guard`` turns it into a :class:`Staff` (401 when the
+token is missing, unknown, expired or logged out, or the user was deactivated);
+``requires_role`` then admits only the roles of a policy below (403 otherwise).
+
+Role policy (the admin API's only one; later controllers pick from the tuples below):
+
+- owner: everything, including managing staff users;
+- program_manager: program configuration (rules, tiers, rewards), and reading everything;
+- support: reading everything, assigning tiers, member support;
+- cashier: nothing of the admin API beyond their own session (login, logout, ``/me``, their
+  own password); cashiers work at the till, through the POS API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+
+from loyalty.app.dependencies import provide_staff_directory
+from loyalty.domain.errors import DomainError, ErrorCode
+from loyalty.services.context import Staff
+from loyalty.services.staff import StaffRole
+
+STAFF_STATE_KEY = "loyalty_staff"
+SESSION_TOKEN_STATE_KEY = "loyalty_staff_session_token"  # noqa: S105 (a state key, not a secret)
+#: RFC 9110: a 401 names the scheme that would succeed.
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="loyalty-admin"'}
+
+#: Managing staff users.
+STAFF_MANAGERS = (StaffRole.OWNER,)
+#: Changing a program's configuration: earning rules, tiers, rewards.
+PROGRAM_CONFIGURATORS = (StaffRole.OWNER, StaffRole.PROGRAM_MANAGER)
+#: Helping members: assigning tiers, goodwill adjustments.
+MEMBER_SUPPORTERS = (StaffRole.OWNER, StaffRole.SUPPORT)
+#: Reading anything in the admin API (including the audit log): the whole back office.
+READERS = (StaffRole.OWNER, StaffRole.PROGRAM_MANAGER, StaffRole.SUPPORT)
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Coroutine[Any, Any, None]]
+
+
+def bearer_token(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthorizedException(
+            "log in (POST /api/v1/admin/login) and send 'Authorization: Bearer <token>'",
+            headers=CHALLENGE,
+        )
+    return token
+
+
+async def staff_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    token = bearer_token(connection.headers.get("authorization"))
+    directory = provide_staff_directory(connection.app.state)
+    try:
+        staff = await directory.authenticate(token)
+    except DomainError as error:
+        if error.code is not ErrorCode.UNAUTHORIZED:
+            raise
+        # Litestar's own 401 carries the challenge header; the problems module maps it.
+        raise NotAuthorizedException(error.detail, headers=CHALLENGE) from None
+    connection.state[STAFF_STATE_KEY] = staff
+    connection.state[SESSION_TOKEN_STATE_KEY] = token
+
+
+def _signed_in_staff(connection: ASGIConnection[Any, Any, Any, Any]) -> Staff:
+    staff: Staff | None = connection.state.get(STAFF_STATE_KEY)
+    if staff is None:
+        # A route that checks roles without staff_guard before it is a wiring mistake; refuse.
+        raise NotAuthorizedException("no staff session", headers=CHALLENGE)
+    return staff
+
+
+def requires_role(*roles: StaffRole) -> Guard:
+    """A guard admitting only staff users with one of ``roles`` (after ``staff_guard``)."""
+    allowed = frozenset(roles)
+    names = ", ".join(roles)
+
+    async def role_guard(
+        connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+    ) -> None:
+        staff = _signed_in_staff(connection)
+        if staff.role not in allowed:
+            raise PermissionDeniedException(
+                f"the role {staff.role} may not do this; it needs one of: {names}"
+            )
+
+    role_guard.__name__ = f"requires_role({names})"
+    return role_guard
+
+
+def provide_staff(request: Request[Any, Any, Any]) -> Staff:
+    return _signed_in_staff(request)
+
+
+def session_token(request: Request[Any, Any, Any]) -> str:
+    """The bearer token ``staff_guard`` accepted for this request."""
+    token: str = request.state[SESSION_TOKEN_STATE_KEY]
+    return token

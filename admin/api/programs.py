@@ -1,0 +1,130 @@
+"""Programs as a manager sees them: create, read, and change names, point value and rounding."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from loyalty.app.api.params import ProgramId
+from loyalty.app.api.schemas import CreateProgramRequest
+from loyalty.services.context import Staff
+from loyalty.services.programs import ProgramChanges, Programs, ProgramSettings
+from loyalty.services.queries import Queries
+from loyalty.services.results import ProgramView
+
+from .auth import PROGRAM_CONFIGURATORS, requires_role
+from .responses import problems
+
+Text200 = Annotated[str, msgspec.Meta(max_length=200)]
+Text2000 = Annotated[str, msgspec.Meta(max_length=2000)]
+PointValue = Annotated[
+    int,
+    msgspec.Meta(
+        description="What one point is worth, in millionths of the currency unit "
+        "(10000 = 0.01 EUR); the basis of the points liability.",
+        examples=[10_000],
+    ),
+]
+RoundingName = Annotated[str, msgspec.Meta(examples=["down"], description="down, half_up or up")]
+
+
+class ManagedProgramRequest(CreateProgramRequest, kw_only=True):
+    name_de: Text200 | None = None
+    name_en: Text200 | None = None
+    description_de: Text2000 = ""
+    description_en: Text2000 = ""
+    point_value_micros: PointValue = 10_000
+    rounding: RoundingName = "down"
+
+
+class ProgramChangeRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Only the fields sent change."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    name_de: Text200 | None = None
+    name_en: Text200 | None = None
+    description_de: Text2000 | None = None
+    description_en: Text2000 | None = None
+    point_value_micros: PointValue | None = None
+    rounding: RoundingName | None = None
+    hold_timeout_seconds: Annotated[int, msgspec.Meta(ge=5, le=604_800)] | None = None
+
+
+class ManagedProgramController(Controller):
+    path = "/programs"
+    tags = ["Admin: programs"]
+
+    @get("/", responses=problems(401, 403, 503), summary="List the merchant's programs")
+    async def list_programs(
+        self, staff: NamedDependency[Staff], queries: NamedDependency[Queries]
+    ) -> list[ProgramView]:
+        return await queries.programs(staff.caller)
+
+    @get(
+        "/{program_id:int}",
+        responses=problems(401, 403, 404, 503, s404="No such program (program_not_found)"),
+        summary="Get a program",
+    )
+    async def get_program(
+        self,
+        staff: NamedDependency[Staff],
+        queries: NamedDependency[Queries],
+        program_id: ProgramId,
+    ) -> ProgramView:
+        return await queries.program(staff.caller, program_id)
+
+    @post(
+        "/",
+        guards=[requires_role(*PROGRAM_CONFIGURATORS)],
+        responses=problems(400, 401, 403, 409, 503, s409="The code is taken (program_code_taken)"),
+        summary="Create a program (audited)",
+        description="It starts with rule-set version 1: one point per unit of currency spent.",
+    )
+    async def create_program(
+        self,
+        staff: NamedDependency[Staff],
+        programs: NamedDependency[Programs],
+        data: JSONBody[ManagedProgramRequest],
+    ) -> ProgramView:
+        outcome = await programs.create_program(
+            staff.caller,
+            f"admin-{uuid.uuid4()}",
+            code=data.code,
+            name=data.name,
+            currency=data.currency,
+            timezone=data.timezone,
+            expiry_kind=data.expiry_kind,
+            expiry_value=data.expiry_value,
+            hold_timeout_seconds=data.hold_timeout_seconds,
+            settings=ProgramSettings(
+                name_de=data.name_de or data.name,
+                name_en=data.name_en or data.name,
+                description_de=data.description_de,
+                description_en=data.description_en,
+                point_value_micros=data.point_value_micros,
+                rounding=data.rounding,
+            ),
+            staff=staff,
+        )
+        return outcome.result
+
+    @patch(
+        "/{program_id:int}",
+        guards=[requires_role(*PROGRAM_CONFIGURATORS)],
+        responses=problems(400, 401, 403, 404, 503),
+        summary="Change a program's names, descriptions, point value, rounding (audited)",
+    )
+    async def update_program(
+        self,
+        staff: NamedDependency[Staff],
+        programs: NamedDependency[Programs],
+        program_id: ProgramId,
+        data: JSONBody[ProgramChangeRequest],
+    ) -> ProgramView:
+        changes = msgspec.convert(msgspec.structs.asdict(data), ProgramChanges)
+        return await programs.update_program(staff, program_id, changes)
