@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import Decimal
-from functools import lru_cache
 from typing import Annotated, Literal
 
 import msgspec
@@ -296,23 +295,8 @@ def _check_tier_references(document: RuleSetDocument, tiers: TierPolicy | None) 
             )
 
 
-_DOCUMENT_DECODER = msgspec.json.Decoder(RuleSetDocument)
-
-
-@lru_cache(maxsize=256)
-def compiled_version(
-    rule_set_id: int, document_json: bytes, timezone: str, rounding: str
-) -> CompiledRules:
-    """Published versions never change, so their compiled form is cached per process."""
-    return compile_rules(_DOCUMENT_DECODER.decode(document_json), timezone, rounding)
-
-
 def document_from_builtins(value: object) -> RuleSetDocument:
     return msgspec.convert(value, RuleSetDocument)
-
-
-def document_json(document: RuleSetDocument) -> bytes:
-    return msgspec.json.encode(document)
 
 
 # -- rewards ------------------------------------------------------------------------------

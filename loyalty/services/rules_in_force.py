@@ -1,23 +1,27 @@
 """Which published rule-set version prices a moment: the latest ``effective_from`` not after it.
 
-Published versions never change, so their compiled form is cached per process, keyed by the
-version's row id and its document (ids alone could repeat across databases in one process).
+Published versions never change, so their compiled form is cached per database engine (ids are
+only unique within one database) and per program rounding and time zone (a version without its
+own rounding uses the program's). On the till's path a cached version costs one small query and
+no document transfer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from weakref import WeakKeyDictionary
 
-import msgspec
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.tables import programs, rule_sets
 from loyalty.domain.errors import DomainError, ErrorCode
 
-from .rule_documents import CompiledRules, compiled_version
+from .rule_documents import CompiledRules, compile_rules, document_from_builtins
+
+_CacheKey = tuple[int, str, str]
+_COMPILED: WeakKeyDictionary[Engine, dict[_CacheKey, CompiledRules]] = WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +48,7 @@ async def find_rules_in_force(
 ) -> RulesInForce | None:
     row = (
         await conn.execute(
-            select(
-                rule_sets.c.id,
-                rule_sets.c.version,
-                rule_sets.c.document,
-                programs.c.timezone,
-                programs.c.rounding,
-            )
+            select(rule_sets.c.id, rule_sets.c.version, programs.c.timezone, programs.c.rounding)
             .join(programs, programs.c.id == rule_sets.c.program_id)
             .where(
                 rule_sets.c.program_id == program_id,
@@ -63,21 +61,27 @@ async def find_rules_in_force(
     ).first()
     if row is None:
         return None
-    return RulesInForce(row.id, row.version, compiled_rule_set(row))
-
-
-def compiled_rule_set(row: Any) -> CompiledRules:
-    """``row`` has the version's id and document and its program's timezone and rounding."""
-    return compiled_version(row.id, msgspec.json.encode(row.document), row.timezone, row.rounding)
+    rules = await _compiled(conn, (row.id, row.timezone, row.rounding))
+    return RulesInForce(row.id, row.version, rules)
 
 
 async def rules_by_id(conn: AsyncConnection, rule_set_id: int) -> CompiledRules:
-    """The rules of one version (an order keeps the id of the version that priced it)."""
+    """The rules of one published version (an order keeps the id of the version that priced it)."""
     row = (
         await conn.execute(
-            select(rule_sets.c.id, rule_sets.c.document, programs.c.timezone, programs.c.rounding)
-            .join(programs, programs.c.id == rule_sets.c.program_id)
+            select(programs.c.timezone, programs.c.rounding)
+            .join(rule_sets, rule_sets.c.program_id == programs.c.id)
             .where(rule_sets.c.id == rule_set_id)
         )
     ).one()
-    return compiled_rule_set(row)
+    return await _compiled(conn, (rule_set_id, row.timezone, row.rounding))
+
+
+async def _compiled(conn: AsyncConnection, key: _CacheKey) -> CompiledRules:
+    cache = _COMPILED.setdefault(conn.sync_engine, {})
+    found = cache.get(key)
+    if found is None:
+        document = await conn.scalar(select(rule_sets.c.document).where(rule_sets.c.id == key[0]))
+        found = compile_rules(document_from_builtins(document), key[1], key[2])
+        cache[key] = found
+    return found
