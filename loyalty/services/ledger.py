@@ -68,15 +68,9 @@ class Ledger:
         require_positive(points)
 
         async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
+            account = await self.lock_member(conn, caller, program_id, member_id, now)
             return await self.earn_within(
-                conn,
-                now,
-                caller,
-                program_id=program_id,
-                member_id=member_id,
-                points=points,
-                effective_at=effective_at,
-                reference=reference,
+                conn, now, caller, account, points, effective_at=effective_at, reference=reference
             )
 
         body = (program_id, member_id, points, effective_at, reference)
@@ -87,18 +81,17 @@ class Ledger:
         conn: AsyncConnection,
         now: datetime,
         caller: Caller,
-        *,
-        program_id: int,
-        member_id: int,
+        account: w.Account,
         points: int,
+        *,
         effective_at: datetime | None = None,
         reference: str | None = None,
     ) -> OperationResult:
-        """Earn inside the caller's transaction (composite operations such as orders)."""
+        """Earn on an account ``lock_member`` locked in the caller's transaction (composite
+        operations such as orders)."""
         if effective_at is not None and effective_at > now + ALLOWED_CLOCK_SKEW:
             raise DomainError(ErrorCode.EFFECTIVE_AT_IN_FUTURE, "effective_at lies in the future")
-        account = await self._lock_one(conn, caller, program_id, member_id, now)
-        issued = (await self._system(conn, program_id))["issued"]
+        issued = (await self._system(conn, account.program_id))["issued"]
         journal_id, expires_at = await w.credit(
             conn,
             caller,
@@ -161,7 +154,7 @@ class Ledger:
         reference: str | None = None,
     ) -> OperationResult:
         """Redeem inside the caller's transaction (composite operations such as rewards)."""
-        account = await self._lock_one(conn, caller, program_id, member_id, now)
+        account = await self.lock_member(conn, caller, program_id, member_id, now)
         redeemed = (await self._system(conn, program_id))["redeemed"]
         journal_id, _, _ = await w.debit(
             conn,
@@ -233,7 +226,7 @@ class Ledger:
         reference: str | None = None,
     ) -> OperationResult:
         """Hold inside the caller's transaction (composite operations such as rewards)."""
-        account = await self._lock_one(conn, caller, program_id, member_id, now)
+        account = await self.lock_member(conn, caller, program_id, member_id, now)
         draws = draw_fifo(await w.free_lots(conn, account.id), points)
         expires_at = now + (hold_for or account.hold_timeout)
         hold_id = await conn.scalar(
@@ -360,7 +353,7 @@ class Ledger:
             )
 
         async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
-            account = await self._lock_one(conn, caller, program_id, member_id, now)
+            account = await self.lock_member(conn, caller, program_id, member_id, now)
             counterpart = (await self._system(conn, program_id))["adjustments"]
             expires_at = None
             if points > 0:
@@ -474,9 +467,11 @@ class Ledger:
             journal_id_of=lambda result: result.journal_id,
         )
 
-    async def _lock_one(
+    async def lock_member(
         self, conn: AsyncConnection, caller: Caller, program_id: int, member_id: int, now: datetime
     ) -> w.Account:
+        """Lock the member's account for the rest of the transaction, after settling the holds
+        whose time is up: what every operation on one member starts with."""
         account = (await w.lock_members(conn, caller, program_id, [member_id]))[member_id]
         await w.settle_stale_holds(conn, caller, account, now)
         return account
@@ -531,7 +526,7 @@ class Ledger:
         ).first()
         if found is None:
             raise DomainError(ErrorCode.HOLD_NOT_FOUND, "no such hold", hold_id=hold_id)
-        account = await self._lock_one(conn, caller, program_id, found.member_id, now)
+        account = await self.lock_member(conn, caller, program_id, found.member_id, now)
         hold = (
             await conn.execute(
                 select(holds.c.points, holds.c.status, holds.c.reference).where(

@@ -38,6 +38,8 @@ class Account:
     version: int
     expiry: ExpiryPolicy
     hold_timeout: timedelta
+    #: When the member enrolled in the program (tier anniversaries count from it).
+    joined_at: datetime
 
     @property
     def balance(self) -> Balance:
@@ -51,6 +53,7 @@ _ACCOUNT_COLUMNS = (
     accounts.c.posted,
     accounts.c.held,
     accounts.c.version,
+    accounts.c.created_at,
     programs.c.expiry_kind,
     programs.c.expiry_value,
     programs.c.timezone,
@@ -68,6 +71,7 @@ def _account(row: Any) -> Account:
         version=row.version,
         expiry=ExpiryPolicy(ExpiryKind(row.expiry_kind), row.expiry_value, row.timezone),
         hold_timeout=timedelta(seconds=row.hold_timeout_seconds),
+        joined_at=row.created_at,
     )
 
 

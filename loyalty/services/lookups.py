@@ -53,6 +53,26 @@ async def explain_missing_account(
     )
 
 
+async def account_row(
+    conn: AsyncConnection, caller: Caller, program_id: int, member_id: int
+) -> Any:
+    """The member's account in the program (``id``, ``created_at``), unlocked: for reads."""
+    row = (
+        await conn.execute(
+            select(accounts.c.id, accounts.c.created_at)
+            .join(programs, programs.c.id == accounts.c.program_id)
+            .where(
+                accounts.c.program_id == program_id,
+                accounts.c.member_id == member_id,
+                programs.c.merchant_id == caller.merchant_id,
+            )
+        )
+    ).first()
+    if row is None:
+        await explain_missing_account(conn, caller, program_id, member_id)
+    return row
+
+
 async def undone_so_far(conn: AsyncConnection, journal_id: int) -> tuple[int, bool]:
     """Points of the operation already refunded, and whether it was reversed."""
     refunded = await conn.scalar(

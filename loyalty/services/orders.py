@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.engine import in_transaction
 from loyalty.db.tables import accounts, order_returns, orders, programs, qualifying_activity
-from loyalty.domain.basket import Basket
 from loyalty.domain.earning import quote
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.domain.tiers import TierLevel, level
@@ -29,10 +28,9 @@ from . import ledger_writes as w
 from .context import Caller
 from .idempotency import Replayable, fingerprint
 from .ledger import ALLOWED_CLOCK_SKEW, Ledger
-from .lookups import explain_missing_account
+from .lookups import account_row
 from .quotes import (
     BasketDocument,
-    BasketLineDocument,
     ContextDocument,
     QuoteView,
     context_document,
@@ -42,15 +40,15 @@ from .quotes import (
     to_json,
 )
 from .results import Balance
-from .rules_in_force import RulesInForce, rules_by_id, rules_in_force
-from .tier_status import after_qualifying_event as evaluate_tier
+from .rules_in_force import rules_by_id, rules_in_force
 from .tier_status import (
+    TierContext,
     apply_due,
     effective_level,
-    effective_tier,
     ensure_state,
-    tier_context,
+    member_level,
 )
+from .tier_status import after_qualifying_event as evaluate_tier
 
 
 class TierMove(Struct, frozen=True):
@@ -112,26 +110,29 @@ class Orders:
         *,
         program_id: int,
         member_id: int,
-        basket: Basket,
+        basket: BasketDocument,
         at: datetime | None = None,
     ) -> QuoteView:
         """What the basket would earn (nothing is written): the till's and the wallet's preview."""
+        priced = basket.basket()
 
         async def work(conn: AsyncConnection) -> QuoteView:
             when = at or self._ledger.clock()
-            account_id = await _account_id(conn, caller, program_id, member_id)
+            account = await account_row(conn, caller, program_id, member_id)
             found = await rules_in_force(conn, program_id, when)
-            tier = await _tier_for_quote(conn, program_id, account_id, found, when)
+            tier = None
+            if found.rules.tiers is not None:
+                tier = await member_level(conn, found.rules.tiers, account.id, when)
             context = await member_context(
                 conn,
                 program_id=program_id,
-                account_id=account_id,
+                account_id=account.id,
                 member_id=member_id,
                 rules=found.rules.earning,
                 at=when,
                 lock_budgets=False,
             )
-            result = quote(basket, found.rules.earning, tier, when, context)
+            result = quote(priced, found.rules.earning, tier, when, context)
             return quote_view(result, found.version, None if tier is None else tier.code)
 
         return await in_transaction(self._ledger.engine, work, read_only=True)
@@ -144,9 +145,11 @@ class Orders:
         program_id: int,
         member_id: int,
         reference: str,
-        basket: Basket,
+        basket: BasketDocument,
         occurred_at: datetime | None = None,
     ) -> Replayable[OrderResult]:
+        priced = basket.basket()
+
         async def work(conn: AsyncConnection) -> OrderResult:
             now = self._ledger.clock()
             when = occurred_at or now
@@ -154,7 +157,7 @@ class Orders:
                 raise DomainError(
                     ErrorCode.EFFECTIVE_AT_IN_FUTURE, "occurred_at lies in the future"
                 )
-            account = (await w.lock_members(conn, caller, program_id, [member_id]))[member_id]
+            account = await self._ledger.lock_member(conn, caller, program_id, member_id, now)
             taken = await conn.scalar(
                 select(orders.c.id).where(
                     orders.c.program_id == program_id, orders.c.reference == reference
@@ -171,7 +174,7 @@ class Orders:
             tier: TierLevel | None = None
             moves: list[TierMove] = []
             if policy is not None:
-                ctx = await tier_context(conn, program_id, account.id, policy, found.rule_set_id)
+                ctx = TierContext.of(account, found)
                 state = await ensure_state(conn, ctx, now)
                 state, due = await apply_due(conn, ctx, state, now)
                 moves += [TierMove(c.before, c.after, str(c.reason)) for c in due]
@@ -185,7 +188,7 @@ class Orders:
                 at=when,
                 lock_budgets=True,
             )
-            result = quote(basket, found.rules.earning, tier, when, context)
+            result = quote(priced, found.rules.earning, tier, when, context)
             tier_code = None if tier is None else tier.code
             view = quote_view(result, found.version, tier_code)
             journal_id = None
@@ -195,9 +198,8 @@ class Orders:
                     conn,
                     now,
                     caller,
-                    program_id=program_id,
-                    member_id=member_id,
-                    points=result.total,
+                    account,
+                    result.total,
                     effective_at=when,
                     reference=f"order:{reference}",
                 )
@@ -211,7 +213,7 @@ class Orders:
                     occurred_at=when,
                     rule_set_id=found.rule_set_id,
                     tier=tier_code,
-                    basket=to_json(_basket_document(basket)),
+                    basket=to_json(basket),
                     context=to_json(context_document(context)),
                     quote=to_json(view),
                     points=result.total,
@@ -259,7 +261,7 @@ class Orders:
                 tier_changes=moves,
             )
 
-        body = (program_id, member_id, reference, _basket_document(basket), occurred_at)
+        body = (program_id, member_id, reference, basket, occurred_at)
         return await self._ledger.executor.run(
             client_id=caller.client_id,
             key=key,
@@ -406,32 +408,6 @@ class Orders:
         return await in_transaction(self._ledger.engine, work, read_only=True)
 
 
-async def _tier_for_quote(
-    conn: AsyncConnection, program_id: int, account_id: int, found: RulesInForce, at: datetime
-) -> TierLevel | None:
-    if found.rules.tiers is None:
-        return None
-    return await effective_tier(conn, program_id, account_id, at)
-
-
-async def _account_id(
-    conn: AsyncConnection, caller: Caller, program_id: int, member_id: int
-) -> int:
-    account_id = await conn.scalar(
-        select(accounts.c.id)
-        .join(programs, programs.c.id == accounts.c.program_id)
-        .where(
-            accounts.c.program_id == program_id,
-            accounts.c.member_id == member_id,
-            programs.c.merchant_id == caller.merchant_id,
-        )
-    )
-    if account_id is None:
-        await explain_missing_account(conn, caller, program_id, member_id)
-    assert account_id is not None
-    return int(account_id)
-
-
 async def _order_row(conn: AsyncConnection, caller: Caller, program_id: int, reference: str) -> Any:
     row = (
         await conn.execute(
@@ -448,22 +424,3 @@ async def _order_row(conn: AsyncConnection, caller: Caller, program_id: int, ref
     if row is None:
         raise DomainError(ErrorCode.ORDER_NOT_FOUND, "no such order", reference=reference)
     return row
-
-
-def _basket_document(basket: Basket) -> BasketDocument:
-    return BasketDocument(
-        currency=basket.currency,
-        location=basket.location,
-        lines=[
-            BasketLineDocument(
-                line_id=line.line_id,
-                sku=line.sku,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                category=line.category,
-                line_discount=line.line_discount,
-                kind=line.kind,
-            )
-            for line in basket.lines
-        ],
-    )

@@ -19,11 +19,13 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loyalty.db.engine import in_transaction
-from loyalty.db.tables import accounts, qualifying_activity, tier_changes, tier_states
+from loyalty.db.tables import qualifying_activity, tier_changes, tier_states
 from loyalty.domain import tiers as t
 from loyalty.domain.tiers import TierBasis, TierChange, TierLevel, TierPolicy, TierState
 
-from .rules_in_force import find_rules_in_force
+from . import ledger_writes as w
+from .ledger_writes import Account
+from .rules_in_force import RulesInForce, find_rules_in_force
 
 #: Accounts reviewed per transaction by ``recalc_tiers``.
 RECALC_BATCH = 200
@@ -83,25 +85,22 @@ def effective_level(policy: TierPolicy, state: TierState, at: datetime) -> TierL
     return t.effective(policy, known_state(policy, state), at)
 
 
-async def effective_tier(
-    conn: AsyncConnection, program_id: int, account_id: int, at: datetime
-) -> TierLevel | None:
-    """The member's level at ``at`` under the rules in force then (None: no tiers)."""
-    found = await find_rules_in_force(conn, program_id, at)
-    if found is None or found.rules.tiers is None:
-        return None
-    policy = found.rules.tiers
+async def member_level(
+    conn: AsyncConnection, policy: TierPolicy, account_id: int, at: datetime
+) -> TierLevel:
+    """The member's level at ``at`` under ``policy`` (the base level before any tier state)."""
     state = await load_state(conn, account_id)
-    if state is None:
-        return policy.levels[0]
-    return effective_level(policy, state, at)
+    return policy.levels[0] if state is None else effective_level(policy, state, at)
 
 
 async def effective_tier_code(
     conn: AsyncConnection, program_id: int, account_id: int, at: datetime
 ) -> str | None:
-    level = await effective_tier(conn, program_id, account_id, at)
-    return None if level is None else level.code
+    """The member's tier code under the rules in force at ``at`` (None: no tiers)."""
+    found = await find_rules_in_force(conn, program_id, at)
+    if found is None or found.rules.tiers is None:
+        return None
+    return (await member_level(conn, found.rules.tiers, account_id, at)).code
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +113,19 @@ class TierContext:
     policy: TierPolicy
     rule_set_id: int | None
     actor: str | None = None
+
+    @classmethod
+    def of(cls, account: Account, found: RulesInForce, actor: str | None = None) -> TierContext:
+        """For a locked account under rules that define tiers."""
+        assert found.rules.tiers is not None
+        return cls(
+            account.program_id,
+            account.id,
+            account.joined_at,
+            found.rules.tiers,
+            found.rule_set_id,
+            actor,
+        )
 
 
 async def ensure_state(conn: AsyncConnection, ctx: TierContext, at: datetime) -> TierState:
@@ -225,19 +237,6 @@ def _state_columns(policy: TierPolicy, state: TierState, at: datetime) -> dict[s
     }
 
 
-async def tier_context(
-    conn: AsyncConnection,
-    program_id: int,
-    account_id: int,
-    policy: TierPolicy,
-    rule_set_id: int | None,
-    actor: str | None = None,
-) -> TierContext:
-    joined_at = await conn.scalar(select(accounts.c.created_at).where(accounts.c.id == account_id))
-    assert joined_at is not None
-    return TierContext(program_id, account_id, joined_at, policy, rule_set_id, actor)
-
-
 # -- the period-end job -------------------------------------------------------------------
 
 
@@ -291,8 +290,11 @@ async def recalc_tiers(
             conn: AsyncConnection, batch: list[tuple[int, int]] = batch
         ) -> list[TierChange]:
             changes: list[TierChange] = []
+            rules: dict[int, RulesInForce | None] = {}
             for program_id, account_id in batch:
-                changes += await _review_one(conn, program_id, account_id, at)
+                if program_id not in rules:
+                    rules[program_id] = await find_rules_in_force(conn, program_id, at)
+                changes += await _review_one(conn, rules[program_id], account_id, at)
             return changes
 
         for change in await in_transaction(engine, review_batch):
@@ -310,18 +312,15 @@ async def recalc_tiers(
 
 
 async def _review_one(
-    conn: AsyncConnection, program_id: int, account_id: int, at: datetime
+    conn: AsyncConnection, found: RulesInForce | None, account_id: int, at: datetime
 ) -> list[TierChange]:
-    # The account row is the member's lock, as for every ledger operation.
-    await conn.execute(select(accounts.c.id).where(accounts.c.id == account_id).with_for_update())
-    found = await find_rules_in_force(conn, program_id, at)
     if found is None or found.rules.tiers is None:
         return []
-    ctx = await tier_context(
-        conn, program_id, account_id, found.rules.tiers, found.rule_set_id, "tiers recalc"
-    )
+    # The account row is the member's lock, as for every ledger operation.
+    account = (await w.lock_accounts(conn, [account_id]))[account_id]
     state = await load_state(conn, account_id)
     if state is None:
         return []
+    ctx = TierContext.of(account, found, actor="tiers recalc")
     _, changes = await apply_due(conn, ctx, known_state(ctx.policy, state), at)
     return changes

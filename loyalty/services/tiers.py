@@ -22,16 +22,16 @@ from loyalty.domain.tiers import TierPolicy, TierState
 from . import ledger_writes as w
 from .audit import record_change
 from .context import Caller, Staff, utc_now
-from .lookups import explain_missing_account
+from .lookups import account_row
 from .rule_documents import LocalizedText
 from .rules_in_force import RulesInForce, find_rules_in_force
 from .tier_status import (
+    TierContext,
     apply_due,
     ensure_state,
     known_state,
     load_state,
     qualifying_total,
-    tier_context,
 )
 from .tier_status import assign_manual as assign_manual_tier
 
@@ -99,19 +99,18 @@ class Tiers:
     async def status(self, caller: Caller, program_id: int, member_id: int) -> TierStatusView:
         async def work(conn: AsyncConnection) -> TierStatusView:
             now = self._clock()
-            account = await _account(conn, caller, program_id, member_id)
-            found = await _policy(conn, program_id, now)
-            policy = found.rules.tiers
-            assert policy is not None
-            ctx = await tier_context(conn, program_id, account.id, policy, found.rule_set_id)
+            account = await account_row(conn, caller, program_id, member_id)
+            policy = _tiers_of(await find_rules_in_force(conn, program_id, now))
             stored = await load_state(conn, account.id)
             if stored is None:
-                state, _ = t.enrolled(policy, ctx.joined_at, account.created_at)
+                state, _ = t.enrolled(policy, account.created_at, account.created_at)
             else:
                 state = known_state(policy, stored)
             # Reads show what the next write will make of a review already due.
             state = _after_due_reviews(policy, state, now)
-            return await _status_view(conn, program_id, member_id, account.id, policy, state, now)
+            return await _status_view(
+                conn, program_id, member_id, account.id, account.created_at, policy, state, now
+            )
 
         return await in_transaction(self._engine, work, read_only=True)
 
@@ -132,16 +131,11 @@ class Tiers:
             now = self._clock()
             caller = staff.caller
             account = (await w.lock_members(conn, caller, program_id, [member_id]))[member_id]
-            found = await _policy(conn, program_id, now)
-            policy = found.rules.tiers
-            assert policy is not None
-            ctx = await tier_context(
-                conn,
-                program_id,
-                account.id,
-                policy,
-                found.rule_set_id,
-                f"{staff.display_name} <{staff.email}>: {reason.strip()}",
+            found = await find_rules_in_force(conn, program_id, now)
+            policy = _tiers_of(found)
+            assert found is not None
+            ctx = TierContext.of(
+                account, found, f"{staff.display_name} <{staff.email}>: {reason.strip()}"
             )
             state = await ensure_state(conn, ctx, now)
             state, _ = await apply_due(conn, ctx, state, now)
@@ -158,7 +152,9 @@ class Tiers:
                 program_id=program_id,
                 at=now,
             )
-            return await _status_view(conn, program_id, member_id, account.id, policy, state, now)
+            return await _status_view(
+                conn, program_id, member_id, account.id, account.joined_at, policy, state, now
+            )
 
         return await in_transaction(self._engine, work)
 
@@ -249,20 +245,20 @@ async def _status_view(
     program_id: int,
     member_id: int,
     account_id: int,
+    joined_at: datetime,
     policy: TierPolicy,
     state: TierState,
     now: datetime,
 ) -> TierStatusView:
-    joined_at = await conn.scalar(select(accounts.c.created_at).where(accounts.c.id == account_id))
-    assert joined_at is not None
     window = t.qualification_window(policy, joined_at, now)
     total = await qualifying_total(conn, account_id, policy.basis, window)
     keep_window = t.review_window(policy, state, joined_at)
     keep_total = await qualifying_total(conn, account_id, policy.basis, keep_window)
     progress = t.progress(policy, state, keep_total, joined_at, now)
-    current = t.effective(policy, state, now)
-    index = [level.code for level in policy.levels].index(current.code)
-    upcoming = policy.levels[index + 1] if index + 1 < len(policy.levels) else None
+    current = t.level(policy, progress.current)
+    upcoming = None if progress.next is None else t.level(policy, progress.next)
+    # The next level is reached on the upgrade window's total, which for rolling windows
+    # differs from the review window's that ``progress`` was given.
     to_next = None if upcoming is None else max(0, upcoming.threshold - total)
     history = await conn.execute(
         select(tier_changes)
@@ -318,25 +314,7 @@ def _state_json(state: TierState) -> dict[str, Any]:
     }
 
 
-async def _policy(conn: AsyncConnection, program_id: int, at: datetime) -> RulesInForce:
-    found = await find_rules_in_force(conn, program_id, at)
+def _tiers_of(found: RulesInForce | None) -> TierPolicy:
     if found is None or found.rules.tiers is None:
         raise DomainError(ErrorCode.UNKNOWN_TIER, "the program's rules in force define no tiers")
-    return found
-
-
-async def _account(conn: AsyncConnection, caller: Caller, program_id: int, member_id: int) -> Any:
-    row = (
-        await conn.execute(
-            select(accounts.c.id, accounts.c.created_at)
-            .join(programs, programs.c.id == accounts.c.program_id)
-            .where(
-                accounts.c.program_id == program_id,
-                accounts.c.member_id == member_id,
-                programs.c.merchant_id == caller.merchant_id,
-            )
-        )
-    ).first()
-    if row is None:
-        await explain_missing_account(conn, caller, program_id, member_id)
-    return row
+    return found.rules.tiers

@@ -80,7 +80,7 @@ class OrderController(Controller):
             caller,
             program_id=program_id,
             member_id=member_id,
-            basket=data.basket.basket(),
+            basket=data.basket,
             at=data.at,
         )
 
@@ -108,7 +108,7 @@ class OrderController(Controller):
             program_id=program_id,
             member_id=data.member_id,
             reference=data.reference,
-            basket=data.basket.basket(),
+            basket=data.basket,
             occurred_at=data.occurred_at,
         )
         return answer(outcome)
