@@ -83,7 +83,7 @@ class Programs:
             )
             assert program_id is not None
             actor = _actor(caller, staff)
-            await insert_starter_rules(conn, program_id, now, actor)
+            await insert_starter_rules(conn, program_id, now, actor, extra.rounding)
             await conn.execute(
                 accounts.insert(),
                 [

@@ -270,9 +270,8 @@ class RuleSets:
             row = await _row(conn, staff, program_id, version, for_update=True)
             _require_draft(row)
             program = await _program(conn, program_id)
-            problems = problems_of(
-                document_from_builtins(row.document), program.timezone, program.rounding
-            )
+            document = document_from_builtins(row.document)
+            problems = problems_of(document, program.timezone, program.rounding)
             if problems:
                 raise DomainError(
                     ErrorCode.RULE_SET_INVALID,
@@ -284,6 +283,13 @@ class RuleSets:
                 .where(rule_sets.c.id == row.id)
                 .values(
                     status="published",
+                    # The version keeps the rounding it was published with: a later change of
+                    # the program's default must not re-price its orders (returns, simulations).
+                    document=msgspec.to_builtins(
+                        msgspec.structs.replace(
+                            document, rounding=document.rounding or program.rounding
+                        )
+                    ),
                     effective_from=max(start, now),
                     published_at=now,
                     published_by=_actor(staff),
@@ -559,7 +565,7 @@ def _actor(staff: Staff) -> str:
 
 
 async def insert_starter_rules(
-    conn: AsyncConnection, program_id: int, at: datetime, actor: str
+    conn: AsyncConnection, program_id: int, at: datetime, actor: str, rounding: str
 ) -> None:
     """Version 1 of a new program: one point per unit of currency, in force at once."""
     await conn.execute(
@@ -567,7 +573,7 @@ async def insert_starter_rules(
             program_id=program_id,
             version=1,
             status="published",
-            document=msgspec.to_builtins(STARTER_RULES),
+            document=msgspec.to_builtins(msgspec.structs.replace(STARTER_RULES, rounding=rounding)),
             effective_from=at,
             created_at=at,
             created_by=actor,

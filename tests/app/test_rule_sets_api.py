@@ -226,3 +226,26 @@ def test_a_published_version_prices_orders_from_its_date_on_only(
         40,
         20,
     )
+
+
+def test_a_published_version_keeps_the_rounding_it_was_published_with(
+    stack: Stack, manager: Manager, program_id: int
+) -> None:
+    """Changing the program's default rounding later re-prices nothing already published."""
+    version = manager.call("POST", f"/programs/{program_id}/rule-sets", {}, 201)["version"]
+    manager.call(
+        "PUT",
+        f"/programs/{program_id}/rule-sets/{version}/earning-rules/points-per-unit",
+        _spend_rule(code="points-per-unit", per_amount=300),
+    )
+    published = manager.call("POST", f"/programs/{program_id}/rule-sets/{version}/publish", {})
+    assert published["document"]["rounding"] == "down"
+    manager.call("PATCH", f"/programs/{program_id}", {"rounding": "up"})
+    member = stack.shop.ok(f"/programs/{program_id}/members", {"display_name": "Ida"})["member_id"]
+    basket = {
+        "currency": "EUR",
+        "lines": [{"line_id": "1", "sku": "A", "quantity": 1, "unit_price": 1000}],
+    }
+    response = stack.shop.post(f"/programs/{program_id}/members/{member}/quote", {"basket": basket})
+    # 10.00 EUR at 1 point per 3.00 EUR = 3.33 points: rounded down, as when published.
+    assert (response.status_code, response.json()["points"]) == (200, 3)
