@@ -34,6 +34,7 @@ from loyalty.services.queries import Queries
 from loyalty.services.rewards import Rewards
 from loyalty.services.rule_sets import RuleSets
 from loyalty.services.staff import StaffDirectory
+from loyalty.services.tier_status import recalc_tiers
 from loyalty.services.tiers import Tiers
 
 from .api import api_router
@@ -162,13 +163,17 @@ def create_app(
 
 
 async def _sweep_forever(app: Litestar, interval: float) -> None:
-    """Release stale holds and expire due points on a timer. Safe in several processes at
-    once: the sweep locks what it changes and a second run finds nothing left to do."""
+    """Release stale holds, expire due points and apply due tier reviews on a timer, so that no
+    deployment needs a cron job for them. Safe in several processes at once: each job locks what
+    it changes and a second run finds nothing left to do."""
     while True:
         await asyncio.sleep(interval)
         try:
-            result = await run_expiry_sweep(app.state.engine)
-            if result.accounts:
-                log.info("%s", result)
+            swept = await run_expiry_sweep(app.state.engine)
+            if swept.accounts:
+                log.info("%s", swept)
+            reviewed = await recalc_tiers(app.state.engine, app.state.ledger.clock())
+            if reviewed.accounts:
+                log.info("%s", reviewed)
         except Exception:
-            log.exception("background expiry sweep failed; retrying in %.0f s", interval)
+            log.exception("background sweep failed; retrying in %.0f s", interval)
