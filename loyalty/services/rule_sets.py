@@ -135,7 +135,7 @@ class RuleSets:
 
     async def get(self, staff: Staff, program_id: int, version: int) -> RuleSetView:
         async def work(conn: AsyncConnection) -> RuleSetView:
-            return await _view(conn, await _row(conn, staff, program_id, version))
+            return _view(await _row(conn, staff, program_id, version))
 
         return await in_transaction(self._engine, work, read_only=True)
 
@@ -169,7 +169,7 @@ class RuleSets:
                     created_by=_actor(staff),
                 )
             )
-            view = await _view(conn, await _row(conn, staff, program_id, version))
+            view = _view(await _row(conn, staff, program_id, version))
             await record_change(
                 conn,
                 staff,
@@ -223,7 +223,7 @@ class RuleSets:
                 program_id=program_id,
                 at=now,
             )
-            return await _view(conn, await _row(conn, staff, program_id, version))
+            return _view(await _row(conn, staff, program_id, version))
 
         return await in_transaction(self._engine, work)
 
@@ -269,9 +269,8 @@ class RuleSets:
                 )
             row = await _row(conn, staff, program_id, version, for_update=True)
             _require_draft(row)
-            program = await _program(conn, program_id)
             document = document_from_builtins(row.document)
-            problems = problems_of(document, program.timezone, program.rounding)
+            problems = problems_of(document, row.timezone, row.rounding)
             if problems:
                 raise DomainError(
                     ErrorCode.RULE_SET_INVALID,
@@ -287,7 +286,7 @@ class RuleSets:
                     # the program's default must not re-price its orders (returns, simulations).
                     document=msgspec.to_builtins(
                         msgspec.structs.replace(
-                            document, rounding=document.rounding or program.rounding
+                            document, rounding=document.rounding or row.rounding
                         )
                     ),
                     effective_from=max(start, now),
@@ -295,7 +294,7 @@ class RuleSets:
                     published_by=_actor(staff),
                 )
             )
-            view = await _view(conn, await _row(conn, staff, program_id, version))
+            view = _view(await _row(conn, staff, program_id, version))
             await record_change(
                 conn,
                 staff,
@@ -318,7 +317,7 @@ class RuleSets:
         async def work(conn: AsyncConnection) -> PreviewResult:
             now = self._clock()
             row = await _row(conn, staff, program_id, version)
-            draft = await _compiled(conn, program_id, row.document)
+            draft = _compiled(row)
             items = []
             for sample in samples:
                 at = sample.at or now
@@ -358,8 +357,7 @@ class RuleSets:
             now = self._clock()
             since = now - timedelta(days=days)
             row = await _row(conn, staff, program_id, version)
-            draft = await _compiled(conn, program_id, row.document)
-            program = await _program(conn, program_id)
+            draft = _compiled(row)
             totals = _SimulationTotals()
             after_id = 0
             while True:
@@ -393,7 +391,7 @@ class RuleSets:
                     new = _priced(draft, version, basket, tier, order.occurred_at, context)
                     totals.add(order, msgspec.convert(order.quote, QuoteView), new)
                 after_id = page[-1].id
-            return totals.result(version, since, now, program.point_value_micros)
+            return totals.result(version, since, now, row.point_value_micros)
 
         return await in_transaction(self._engine, work, read_only=True)
 
@@ -467,11 +465,11 @@ def _has_tier(rules: CompiledRules, code: str | None) -> bool:
     )
 
 
-async def _compiled(conn: AsyncConnection, program_id: int, document: Any) -> CompiledRules:
-    """A draft's rules for pricing; a draft with problems cannot price anything."""
-    program = await _program(conn, program_id)
+def _compiled(row: Any) -> CompiledRules:
+    """A version's rules for pricing (``row`` from ``_row``); a draft with problems cannot price
+    anything."""
     try:
-        return compile_rules(document_from_builtins(document), program.timezone, program.rounding)
+        return compile_rules(document_from_builtins(row.document), row.timezone, row.rounding)
     except DomainError as error:
         raise DomainError(
             ErrorCode.RULE_SET_INVALID,
@@ -480,27 +478,24 @@ async def _compiled(conn: AsyncConnection, program_id: int, document: Any) -> Co
         ) from None
 
 
-async def _program(conn: AsyncConnection, program_id: int) -> Any:
-    return (
-        await conn.execute(
-            select(programs.c.timezone, programs.c.rounding, programs.c.point_value_micros).where(
-                programs.c.id == program_id
-            )
-        )
-    ).one()
-
-
 async def _row(
     conn: AsyncConnection, staff: Staff, program_id: int, version: int, *, for_update: bool = False
 ) -> Any:
-    await require_program(conn, staff.caller, program_id)
-    query = select(rule_sets).where(
-        rule_sets.c.program_id == program_id, rule_sets.c.version == version
+    """The version with its program's time zone, rounding and point value (merchant-scoped)."""
+    query = (
+        select(rule_sets, programs.c.timezone, programs.c.rounding, programs.c.point_value_micros)
+        .join(programs, programs.c.id == rule_sets.c.program_id)
+        .where(
+            rule_sets.c.program_id == program_id,
+            rule_sets.c.version == version,
+            programs.c.merchant_id == staff.merchant_id,
+        )
     )
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update(of=rule_sets)
     row = (await conn.execute(query)).first()
     if row is None:
+        await require_program(conn, staff.caller, program_id)
         raise DomainError(
             ErrorCode.RULE_SET_NOT_FOUND,
             f"program {program_id} has no rule-set version {version}",
@@ -525,8 +520,7 @@ async def _next_version(conn: AsyncConnection, program_id: int) -> int:
     return int(latest or 0) + 1
 
 
-async def _view(conn: AsyncConnection, row: Any) -> RuleSetView:
-    program = await _program(conn, row.program_id)
+def _view(row: Any) -> RuleSetView:
     document = document_from_builtins(row.document)
     return RuleSetView(
         program_id=row.program_id,
@@ -540,9 +534,7 @@ async def _view(conn: AsyncConnection, row: Any) -> RuleSetView:
         published_at=row.published_at,
         published_by=row.published_by,
         document=document,
-        problems=problems_of(document, program.timezone, program.rounding)
-        if row.status == "draft"
-        else [],
+        problems=problems_of(document, row.timezone, row.rounding) if row.status == "draft" else [],
     )
 
 
