@@ -37,7 +37,6 @@ from .quotes import (
     count_promotions,
     member_context,
     quote_view,
-    to_json,
 )
 from .results import Balance
 from .rules_in_force import rules_by_id, rules_in_force
@@ -213,9 +212,9 @@ class Orders:
                     occurred_at=when,
                     rule_set_id=found.rule_set_id,
                     tier=tier_code,
-                    basket=to_json(basket),
-                    context=to_json(context_document(context)),
-                    quote=to_json(view),
+                    basket=msgspec.to_builtins(basket),
+                    context=msgspec.to_builtins(context_document(context)),
+                    quote=msgspec.to_builtins(view),
                     points=result.total,
                     qualifying_spend=result.qualifying_spend,
                     journal_id=journal_id,

@@ -11,9 +11,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-import msgspec
 from msgspec import Meta, Struct
-from sqlalchemy import func, insert, select
+from sqlalchemy import case, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.engine import is_postgres
@@ -151,10 +151,6 @@ def context_document(context: MemberContext) -> ContextDocument:
     )
 
 
-def to_json(value: Any) -> Any:
-    return msgspec.to_builtins(value)
-
-
 async def member_segments(conn: AsyncConnection, member_id: int) -> frozenset[str]:
     segments = await conn.scalar(select(members.c.segments).where(members.c.id == member_id))
     return frozenset(segments or ())
@@ -172,18 +168,32 @@ async def member_context(
 ) -> MemberContext:
     """Everything ``quote`` needs to know about the member at ``at``. With ``lock_budgets`` the
     counters of budgeted promotions stay locked until commit (an order that will spend them)."""
+    starts = {
+        cap.period: period_start(cap.period, at, rules.timezone)
+        for cap in rules.caps
+        if cap.period is not CapPeriod.ORDER
+    }
     earned: dict[CapPeriod, int] = {}
-    for cap in rules.caps:
-        if cap.period is CapPeriod.ORDER:
-            continue
-        start = period_start(cap.period, at, rules.timezone)
-        total = await conn.scalar(
-            select(func.coalesce(func.sum(qualifying_activity.c.points), 0)).where(
-                qualifying_activity.c.account_id == account_id,
-                qualifying_activity.c.occurred_at >= start,
+    if starts:
+        # One query for every capped period: each sums the activity since its own start.
+        points = qualifying_activity.c.points
+        sums = (
+            await conn.execute(
+                select(
+                    *(
+                        func.coalesce(
+                            func.sum(case((qualifying_activity.c.occurred_at >= start, points))),
+                            0,
+                        )
+                        for start in starts.values()
+                    )
+                ).where(
+                    qualifying_activity.c.account_id == account_id,
+                    qualifying_activity.c.occurred_at >= min(starts.values()),
+                )
             )
-        )
-        earned[cap.period] = max(0, int(total or 0))
+        ).one()
+        earned = {period: max(0, int(total)) for period, total in zip(starts, sums, strict=True)}
     limited = [p.code for p in rules.promotions if p.per_member_limit is not None]
     uses: dict[str, int] = {}
     if limited:
@@ -215,8 +225,6 @@ async def _budget_counters(
         rows = [{"program_id": program_id, "promotion_code": code} for code in codes]
         statement: Any
         if is_postgres(conn):
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
             statement = pg_insert(promotion_counters).values(rows).on_conflict_do_nothing()
         else:
             statement = insert(promotion_counters).values(rows).prefix_with("OR IGNORE")

@@ -249,3 +249,31 @@ def test_a_published_version_keeps_the_rounding_it_was_published_with(
     response = stack.shop.post(f"/programs/{program_id}/members/{member}/quote", {"basket": basket})
     # 10.00 EUR at 1 point per 3.00 EUR = 3.33 points: rounded down, as when published.
     assert (response.status_code, response.json()["points"]) == (200, 3)
+
+
+def test_period_caps_count_what_the_member_earned_before(
+    stack: Stack, manager: Manager, program_id: int
+) -> None:
+    """Day and week caps cut an order by what the member already earned in that period."""
+    version = manager.call("POST", f"/programs/{program_id}/rule-sets", {}, 201)["version"]
+    manager.call(
+        "PUT",
+        f"/programs/{program_id}/rule-sets/{version}/caps",
+        [{"period": "day", "max_points": 150}, {"period": "week", "max_points": 200}],
+    )
+    manager.call("POST", f"/programs/{program_id}/rule-sets/{version}/publish", {})
+    member = stack.shop.ok(f"/programs/{program_id}/members", {"display_name": "Ida"})["member_id"]
+
+    def order(reference: str) -> int:
+        basket = {
+            "currency": "EUR",
+            "lines": [{"line_id": "1", "sku": "A", "quantity": 1, "unit_price": 10_000}],
+        }
+        body = {"member_id": member, "reference": reference, "basket": basket}
+        points: int = stack.shop.ok(f"/programs/{program_id}/orders", body)["points"]
+        return points
+
+    # Wednesday 15 Jan 2025: 100, then 50 (day cap 150); Thursday: 50 (week cap 200 - 150).
+    assert [order("1"), order("2")] == [100, 50]
+    stack.clock.now = stack.clock.now.replace(day=16)
+    assert order("3") == 50
