@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-import msgspec
 from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
@@ -13,24 +11,20 @@ from litestar.params import JSONBody
 from loyalty.app.api.params import ProgramId
 from loyalty.app.api.schemas import CreateProgramRequest
 from loyalty.services.context import Staff
-from loyalty.services.programs import ProgramChanges, Programs, ProgramSettings
+from loyalty.services.programs import (
+    PointValue,
+    ProgramChanges,
+    Programs,
+    ProgramSettings,
+    Text200,
+    Text2000,
+)
 from loyalty.services.queries import Queries
 from loyalty.services.results import ProgramView
+from loyalty.services.rule_documents import RoundingName
 
 from .auth import PROGRAM_CONFIGURATORS, requires_role
 from .responses import problems
-
-Text200 = Annotated[str, msgspec.Meta(max_length=200)]
-Text2000 = Annotated[str, msgspec.Meta(max_length=2000)]
-PointValue = Annotated[
-    int,
-    msgspec.Meta(
-        description="What one point is worth, in millionths of the currency unit "
-        "(10000 = 0.01 EUR); the basis of the points liability.",
-        examples=[10_000],
-    ),
-]
-RoundingName = Annotated[str, msgspec.Meta(examples=["down"], description="down, half_up or up")]
 
 
 class ManagedProgramRequest(CreateProgramRequest, kw_only=True):
@@ -40,19 +34,6 @@ class ManagedProgramRequest(CreateProgramRequest, kw_only=True):
     description_en: Text2000 = ""
     point_value_micros: PointValue = 10_000
     rounding: RoundingName = "down"
-
-
-class ProgramChangeRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Only the fields sent change."""
-
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-    name_de: Text200 | None = None
-    name_en: Text200 | None = None
-    description_de: Text2000 | None = None
-    description_en: Text2000 | None = None
-    point_value_micros: PointValue | None = None
-    rounding: RoundingName | None = None
-    hold_timeout_seconds: Annotated[int, msgspec.Meta(ge=5, le=604_800)] | None = None
 
 
 class ManagedProgramController(Controller):
@@ -124,7 +105,6 @@ class ManagedProgramController(Controller):
         staff: NamedDependency[Staff],
         programs: NamedDependency[Programs],
         program_id: ProgramId,
-        data: JSONBody[ProgramChangeRequest],
+        data: JSONBody[ProgramChanges],
     ) -> ProgramView:
-        changes = msgspec.convert(msgspec.structs.asdict(data), ProgramChanges)
-        return await programs.update_program(staff, program_id, changes)
+        return await programs.update_program(staff, program_id, data)

@@ -6,7 +6,7 @@ ledger needs: currency, expiry policy, time zone and the default hold timeout.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -26,6 +26,7 @@ from .idempotency import IdempotentExecutor, Replayable, fingerprint
 from .ledger_writes import SYSTEM_ACCOUNT_KINDS
 from .lookups import require_member, require_program
 from .results import Balance, EnrollmentResult, ProgramView
+from .rule_documents import RoundingName
 from .rule_sets import insert_starter_rules
 
 
@@ -294,15 +295,30 @@ class ProgramSettings(msgspec.Struct, frozen=True, kw_only=True):
     rounding: str = "down"
 
 
-class ProgramChanges(msgspec.Struct, frozen=True, kw_only=True):
-    name: str | None = None
-    name_de: str | None = None
-    name_en: str | None = None
-    description_de: str | None = None
-    description_en: str | None = None
-    point_value_micros: int | None = None
-    rounding: str | None = None
-    hold_timeout_seconds: int | None = None
+Text200 = Annotated[str, msgspec.Meta(max_length=200)]
+Text2000 = Annotated[str, msgspec.Meta(max_length=2000)]
+PointValue = Annotated[
+    int,
+    msgspec.Meta(
+        description="What one point is worth, in millionths of the currency unit "
+        "(10000 = 0.01 EUR); the basis of the points liability.",
+        examples=[10_000],
+    ),
+]
+
+
+class ProgramChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A manager's change to a program (the request body as it is): only the fields sent
+    change."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    name_de: Text200 | None = None
+    name_en: Text200 | None = None
+    description_de: Text2000 | None = None
+    description_en: Text2000 | None = None
+    point_value_micros: PointValue | None = None
+    rounding: RoundingName | None = None
+    hold_timeout_seconds: Annotated[int, msgspec.Meta(ge=5, le=604_800)] | None = None
 
 
 def _check_settings(settings: ProgramSettings) -> None:
