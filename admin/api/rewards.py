@@ -7,9 +7,10 @@ from typing import Annotated
 
 from litestar import Controller, get, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from loyalty.app.api.params import ProgramId
+from loyalty.app.api.rewards import RewardCode
 from loyalty.app.dependencies import provide_rewards
 from loyalty.services.context import Staff
 from loyalty.services.rewards import Rewards, RewardView
@@ -18,10 +19,6 @@ from loyalty.services.rule_documents import RewardDefinition
 from .auth import PROGRAM_CONFIGURATORS, requires_role
 from .responses import problems
 
-RewardCode = Annotated[
-    str, PathParameter(min_length=1, max_length=64, description="The reward's code")
-]
-
 _NOT_FOUND = (
     "Unknown program or reward, or one of another merchant (program_not_found, reward_not_found)"
 )
@@ -29,6 +26,8 @@ _BAD_DEFINITION = (
     "Bad input (validation_failed, malformed_json) or a reward that cannot work "
     "(invalid_reward, invalid_window)"
 )
+#: Reading or archiving one reward, or listing them.
+_PROBLEMS = problems(400, 401, 403, 404, 503, s404=_NOT_FOUND)
 
 
 class RewardAdminController(Controller):
@@ -38,7 +37,7 @@ class RewardAdminController(Controller):
 
     @get(
         "/",
-        responses=problems(400, 401, 403, 404, 503, s404=_NOT_FOUND),
+        responses=_PROBLEMS,
         summary="List the program's rewards",
         description="By code, with units redeemed and stock left. Archived rewards only with "
         "`include_inactive=true`. Roles: owner, program_manager, support.",
@@ -58,7 +57,7 @@ class RewardAdminController(Controller):
 
     @get(
         "/{code:str}",
-        responses=problems(400, 401, 403, 404, 503, s404=_NOT_FOUND),
+        responses=_PROBLEMS,
         summary="Get a reward",
         description="Roles: owner, program_manager, support.",
     )
@@ -130,7 +129,7 @@ class RewardAdminController(Controller):
         "/{code:str}/archive",
         status_code=200,
         guards=[requires_role(*PROGRAM_CONFIGURATORS)],
-        responses=problems(400, 401, 403, 404, 503, s404=_NOT_FOUND),
+        responses=_PROBLEMS,
         summary="Archive a reward (switch it off)",
         description="Owners and program managers. Members no longer see or redeem it; pending "
         "redemptions can still be completed. Archiving twice changes nothing.",

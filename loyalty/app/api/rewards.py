@@ -3,7 +3,7 @@ redeeming (a hold completed or released with the order, or a voucher), and redem
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, Response, get, post
@@ -13,12 +13,13 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import Meta
 
 from loyalty.app.problems import PROBLEM_JSON, Problem
-from loyalty.domain.basket import MAX_LINES, MAX_MONEY_MINOR, MAX_QUANTITY, Basket, BasketLine
-from loyalty.domain.basket import LineKind as BasketLineKind
+from loyalty.domain.basket import MAX_LINES
 from loyalty.services.context import Caller
+from loyalty.services.quotes import EXAMPLE_BASKET, BasketDocument, BasketLineDocument
 from loyalty.services.rewards import (
     MAX_REDEMPTIONS_LISTED,
     AvailableRewards,
+    Mode,
     RedemptionResult,
     RedemptionView,
     Rewards,
@@ -44,52 +45,18 @@ REDEEM_PROBLEMS = {
     ),
 }
 
-Money = Annotated[int, Meta(ge=0, le=MAX_MONEY_MINOR, description="Minor units (cents).")]
-Label = Annotated[str, Meta(min_length=1, max_length=64)]
+
+class RedeemBasket(BasketDocument):
+    """The open order the reward applies to: a basket as orders take it, with at least one line."""
+
+    lines: Annotated[list[BasketLineDocument], Meta(min_length=1, max_length=MAX_LINES)]
 
 
-class _Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Unknown fields are refused: a typo must not silently drop an intended field."""
-
-
-class BasketLineBody(_Body):
-    line_id: Annotated[str, Meta(min_length=1, max_length=64, examples=["1"])]
-    sku: Annotated[str, Meta(min_length=1, max_length=64, examples=["CROISSANT"])]
-    quantity: Annotated[int, Meta(ge=1, le=MAX_QUANTITY, examples=[2])]
-    unit_price: Annotated[Money, Meta(examples=[180])]
-    category: Label | None = None
-    #: Discount on the whole line, minor units.
-    line_discount: Money = 0
-    kind: BasketLineKind = BasketLineKind.MERCHANDISE
-
-    def line(self) -> BasketLine:
-        return BasketLine(
-            line_id=self.line_id,
-            sku=self.sku,
-            quantity=self.quantity,
-            unit_price=self.unit_price,
-            category=self.category,
-            line_discount=self.line_discount,
-            kind=self.kind,
-        )
-
-
-class BasketBody(_Body):
-    """The open order the reward applies to (money in minor units, never floats)."""
-
-    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
-    lines: Annotated[list[BasketLineBody], Meta(min_length=1, max_length=MAX_LINES)]
-    location: Label | None = None
-
-    def basket(self) -> Basket:
-        return Basket(self.currency, tuple(line.line() for line in self.lines), self.location)
-
-
-class RedeemRewardRequest(_Body):
+class RedeemRewardRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: ``hold``: the points are held until the order completes (``.../complete``) or is voided
     #: (``.../release``); ``voucher``: they are spent now and a 12-digit voucher code issued.
     mode: Annotated[
-        Literal["hold", "voucher"],
+        Mode,
         Meta(
             description=(
                 "hold: reserve the points until the order completes or is voided; "
@@ -100,7 +67,7 @@ class RedeemRewardRequest(_Body):
     ]
     #: Points-as-money only: how many points the member uses (a multiple of the reward's step).
     points: Points | None = None
-    basket: BasketBody | None = None
+    basket: Annotated[RedeemBasket, Meta(examples=[EXAMPLE_BASKET])] | None = None
     reference: Reference | None = None
 
 
