@@ -129,15 +129,8 @@ class Ledger:
         require_positive(points)
 
         async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
-            return await self.redeem_within(
-                conn,
-                now,
-                caller,
-                program_id=program_id,
-                member_id=member_id,
-                points=points,
-                reference=reference,
-            )
+            account = await self.lock_member(conn, caller, program_id, member_id, now)
+            return await self.redeem_within(conn, now, caller, account, points, reference=reference)
 
         body = (program_id, member_id, points, reference)
         return await self._run(caller, key, "redeem", body, work)
@@ -147,15 +140,14 @@ class Ledger:
         conn: AsyncConnection,
         now: datetime,
         caller: Caller,
-        *,
-        program_id: int,
-        member_id: int,
+        account: w.Account,
         points: int,
+        *,
         reference: str | None = None,
     ) -> OperationResult:
-        """Redeem inside the caller's transaction (composite operations such as rewards)."""
-        account = await self.lock_member(conn, caller, program_id, member_id, now)
-        redeemed = (await self._system(conn, program_id))["redeemed"]
+        """Redeem from an account ``lock_member`` locked in the caller's transaction (composite
+        operations such as rewards)."""
+        redeemed = (await self._system(conn, account.program_id))["redeemed"]
         journal_id, _, _ = await w.debit(
             conn,
             caller,
@@ -199,15 +191,9 @@ class Ledger:
             )
 
         async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
+            account = await self.lock_member(conn, caller, program_id, member_id, now)
             return await self.hold_within(
-                conn,
-                now,
-                caller,
-                program_id=program_id,
-                member_id=member_id,
-                points=points,
-                hold_for=timeout,
-                reference=reference,
+                conn, now, caller, account, points, hold_for=timeout, reference=reference
             )
 
         body = (program_id, member_id, points, timeout_seconds, reference)
@@ -218,21 +204,20 @@ class Ledger:
         conn: AsyncConnection,
         now: datetime,
         caller: Caller,
-        *,
-        program_id: int,
-        member_id: int,
+        account: w.Account,
         points: int,
+        *,
         hold_for: timedelta | None = None,
         reference: str | None = None,
     ) -> OperationResult:
-        """Hold inside the caller's transaction (composite operations such as rewards)."""
-        account = await self.lock_member(conn, caller, program_id, member_id, now)
+        """Hold on an account ``lock_member`` locked in the caller's transaction (composite
+        operations such as rewards)."""
         draws = draw_fifo(await w.free_lots(conn, account.id), points)
         expires_at = now + (hold_for or account.hold_timeout)
         hold_id = await conn.scalar(
             holds.insert()
             .values(
-                program_id=program_id,
+                program_id=account.program_id,
                 account_id=account.id,
                 points=points,
                 captured=0,
@@ -261,8 +246,8 @@ class Ledger:
         await w.save_account(conn, account)
         hold = HoldView(
             hold_id=hold_id,
-            program_id=program_id,
-            member_id=member_id,
+            program_id=account.program_id,
+            member_id=account.member_id,
             points=points,
             captured=0,
             status=HoldStatus.PENDING,

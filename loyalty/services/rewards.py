@@ -37,15 +37,14 @@ sweep), so this service reconciles the same way:
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
-from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -67,7 +66,7 @@ from .rule_documents import RewardDefinition
 from .tier_status import effective_tier_code
 
 Mode = Literal["hold", "voucher"]
-MODES: tuple[Mode, ...] = ("hold", "voucher")
+MODES: tuple[Mode, ...] = get_args(Mode)
 
 #: Voucher codes: digits only (a till keys them in or scans them as a barcode).
 VOUCHER_DIGITS = 12
@@ -81,10 +80,6 @@ class RedemptionStatus(StrEnum):
     PENDING = "pending"
     COMPLETED = "completed"
     RELEASED = "released"
-
-
-#: A redemption that holds or took a unit of stock.
-_TAKES_A_UNIT = (RedemptionStatus.PENDING, RedemptionStatus.COMPLETED)
 
 
 # -- what the service answers -------------------------------------------------------------
@@ -193,21 +188,12 @@ class Rewards:
         async def work(conn: AsyncConnection) -> RewardView:
             now = self._now()
             await require_program(conn, staff.caller, program_id)
-            taken = await conn.scalar(
-                select(
-                    exists().where(
-                        rewards.c.program_id == program_id, rewards.c.code == definition.code
-                    )
-                )
-            )
-            if taken:
-                raise _code_taken(definition.code)
             reward_id = await conn.scalar(
                 rewards.insert()
                 .values(
                     program_id=program_id,
                     code=definition.code,
-                    definition=_stored(definition),
+                    definition=msgspec.to_builtins(definition),
                     active=definition.active,
                     units_redeemed=0,
                     created_at=now,
@@ -225,16 +211,18 @@ class Rewards:
                 after=definition,
                 program_id=program_id,
             )
-            return _reward_view(
-                int(reward_id), program_id, definition, definition.active, 0, now, None
-            )
+            return _reward_view(int(reward_id), program_id, definition, 0, now, None)
 
         try:
             return await in_transaction(self._engine, work)
         except IntegrityError as error:
-            # Two managers creating the same code at once: the unique constraint decides.
+            # The unique constraint decides (also between two managers creating it at once).
             if _violates(error, "uq_rewards_program_code", "rewards.program_id, rewards.code"):
-                raise _code_taken(definition.code) from None
+                raise DomainError(
+                    ErrorCode.REWARD_CODE_TAKEN,
+                    "the program has a reward with this code",
+                    reward=definition.code,
+                ) from None
             raise
 
     async def update_reward(
@@ -253,10 +241,8 @@ class Rewards:
 
         async def work(conn: AsyncConnection) -> RewardView:
             now = self._now()
-            await require_program(conn, staff.caller, program_id)
-            row = await _lock_reward(conn, staff.caller, program_id, code)
-            await _reconcile(conn, now, _rr.c.reward_id == row.id)
-            units = await _units(conn, row.id)
+            row = await _reward_row(conn, staff.caller, program_id, code, lock=True)
+            units = row.units_redeemed - await _reconcile(conn, now, _rr.c.reward_id == row.id)
             if definition.stock is not None and definition.stock < units:
                 raise DomainError(
                     ErrorCode.INVALID_REWARD,
@@ -268,7 +254,11 @@ class Rewards:
             await conn.execute(
                 update(rewards)
                 .where(rewards.c.id == row.id)
-                .values(definition=_stored(definition), active=definition.active, updated_at=now)
+                .values(
+                    definition=msgspec.to_builtins(definition),
+                    active=definition.active,
+                    updated_at=now,
+                )
             )
             await record_change(
                 conn,
@@ -281,9 +271,7 @@ class Rewards:
                 after=definition,
                 program_id=program_id,
             )
-            return _reward_view(
-                row.id, program_id, definition, definition.active, units, row.created_at, now
-            )
+            return _reward_view(row.id, program_id, definition, units, row.created_at, now)
 
         return await in_transaction(self._engine, work)
 
@@ -293,17 +281,17 @@ class Rewards:
 
         async def work(conn: AsyncConnection) -> RewardView:
             now = self._now()
-            await require_program(conn, staff.caller, program_id)
-            row = await _lock_reward(conn, staff.caller, program_id, code)
+            row = await _reward_row(conn, staff.caller, program_id, code, lock=True)
+            lapsed = await _lapsed_units(conn, now, _rr.c.reward_id == row.id)
+            units = row.units_redeemed - lapsed.get(row.id, 0)
             before = _definition(row)
-            if not row.active:
-                lapsed = await _lapsed_units(conn, now, _rr.c.reward_id == row.id)
-                return _view_of(row, row.units_redeemed - lapsed.get(row.id, 0))
+            if not before.active:
+                return _view_of(row, units, before)
             after = msgspec.structs.replace(before, active=False)
             await conn.execute(
                 update(rewards)
                 .where(rewards.c.id == row.id)
-                .values(definition=_stored(after), active=False, updated_at=now)
+                .values(definition=msgspec.to_builtins(after), active=False, updated_at=now)
             )
             await record_change(
                 conn,
@@ -316,16 +304,7 @@ class Rewards:
                 after=after,
                 program_id=program_id,
             )
-            lapsed = await _lapsed_units(conn, now, _rr.c.reward_id == row.id)
-            return _reward_view(
-                row.id,
-                program_id,
-                after,
-                False,
-                row.units_redeemed - lapsed.get(row.id, 0),
-                row.created_at,
-                now,
-            )
+            return _reward_view(row.id, program_id, after, units, row.created_at, now)
 
         return await in_transaction(self._engine, work)
 
@@ -347,8 +326,7 @@ class Rewards:
 
     async def get_reward(self, scope: Caller, program_id: int, code: str) -> RewardView:
         async def work(conn: AsyncConnection) -> RewardView:
-            await require_program(conn, scope, program_id)
-            row = await _find_reward(conn, scope, program_id, code)
+            row = await _reward_row(conn, scope, program_id, code)
             lapsed = await _lapsed_units(conn, self._now(), _rr.c.reward_id == row.id)
             return _view_of(row, row.units_redeemed - lapsed.get(row.id, 0))
 
@@ -366,20 +344,7 @@ class Rewards:
 
         async def work(conn: AsyncConnection) -> AvailableRewards:
             when = at or self._now()
-            account = (
-                await conn.execute(
-                    select(accounts.c.id, accounts.c.posted, accounts.c.held)
-                    .join(programs, programs.c.id == accounts.c.program_id)
-                    .where(
-                        accounts.c.program_id == program_id,
-                        accounts.c.member_id == member_id,
-                        programs.c.merchant_id == caller.merchant_id,
-                    )
-                )
-            ).first()
-            if account is None:
-                await explain_missing_account(conn, caller, program_id, member_id)
-                raise AssertionError("unreachable")
+            account = await _account_row(conn, caller, program_id, member_id)
             # Holds whose time is up are as good as released (the ledger releases them first).
             lapsed_held = await conn.scalar(
                 select(func.coalesce(func.sum(holds.c.points), 0)).where(
@@ -397,24 +362,27 @@ class Rewards:
                 )
             ).all()
             lapsed = await _lapsed_units(conn, when, _rr.c.program_id == program_id)
-            used = await _member_counts(conn, when, account.id)
-            domain = {row.id: _domain_reward(row) for row in rows}
+            used = await _member_counts(conn, when, _rr.c.account_id == account.id)
             tier = await effective_tier_code(conn, program_id, account.id, when)
             items = []
             for row in rows:
-                reward = domain[row.id]
+                definition = _definition(row)
+                reward = definition.reward()
                 units = row.units_redeemed - lapsed.get(row.id, 0)
                 cheapest = _cheapest(reward)
                 refusal: DomainError | None = None
                 try:
                     check_redeemable(reward, when, tier, used.get(row.id, 0), units)
                     if available < cheapest:
-                        raise _insufficient(cheapest, available)
+                        raise DomainError(
+                            ErrorCode.INSUFFICIENT_POINTS,
+                            "the member does not have enough available points",
+                        )
                 except DomainError as error:
                     refusal = error
                 items.append(
                     AvailableReward(
-                        reward=_view_of(row, units),
+                        reward=_view_of(row, units, definition),
                         redeemable=refusal is None,
                         points_from=cheapest,
                         refusal=None if refusal is None else str(refusal.code),
@@ -455,70 +423,41 @@ class Rewards:
 
         async def work(conn: AsyncConnection) -> RedemptionResult:
             now = self._now()
-            currency = await conn.scalar(
-                select(programs.c.currency).where(
-                    programs.c.id == program_id, programs.c.merchant_id == caller.merchant_id
-                )
-            )
-            if currency is None:
-                await require_program(conn, caller, program_id)
-            row = await _lock_reward(conn, caller, program_id, reward_code)
-            account = (await w.lock_members(conn, caller, program_id, [member_id]))[member_id]
-            if basket is not None and basket.currency != currency:
+            row = await _reward_row(conn, caller, program_id, reward_code, lock=True)
+            account = await self._ledger.lock_member(conn, caller, program_id, member_id, now)
+            if basket is not None and basket.currency != row.currency:
                 raise DomainError(
                     ErrorCode.CURRENCY_MISMATCH,
-                    f"the basket is in {basket.currency}, the program in {currency}",
+                    f"the basket is in {basket.currency}, the program in {row.currency}",
                     basket_currency=basket.currency,
-                    program_currency=currency,
+                    program_currency=row.currency,
                 )
-            reward = _domain_reward(row)
+            reward = _definition(row).reward()
+            mine = (_rr.c.account_id == account.id, _rr.c.reward_id == row.id)
             # The member's own lapsed redemptions of this reward no longer count against them.
-            await _reconcile(conn, now, _rr.c.account_id == account.id, _rr.c.reward_id == row.id)
-            units = await _units(conn, row.id)
+            units = row.units_redeemed - await _reconcile(conn, now, *mine)
             if reward.stock is not None and units >= reward.stock:
                 # Out of stock by the counter: units of other members' lapsed holds come back.
-                await _reconcile(conn, now, _rr.c.reward_id == row.id)
-                units = await _units(conn, row.id)
+                units -= await _reconcile(conn, now, _rr.c.reward_id == row.id)
             tier = None
             if reward.tiers:
                 tier = await effective_tier_code(conn, program_id, account.id, now)
             used = 0
             if reward.per_member_limit is not None:
-                used = int(
-                    await conn.scalar(
-                        select(func.count()).where(
-                            _rr.c.account_id == account.id,
-                            _rr.c.reward_id == row.id,
-                            _rr.c.status.in_(_TAKES_A_UNIT),
-                        )
-                    )
-                    or 0
-                )
+                used = (await _member_counts(conn, now, *mine)).get(row.id, 0)
             check_redeemable(reward, now, tier, used, units)
             worth = value(reward, basket, points)
             hold_id = hold_expires_at = None
             if mode == "hold":
                 operation = await self._ledger.hold_within(
-                    conn,
-                    now,
-                    caller,
-                    program_id=program_id,
-                    member_id=member_id,
-                    points=worth.points,
-                    reference=reference,
+                    conn, now, caller, account, worth.points, reference=reference
                 )
                 assert operation.hold is not None
                 hold_id, hold_expires_at = operation.hold.hold_id, operation.hold.expires_at
                 status, spent_by = RedemptionStatus.PENDING, None
             else:
                 operation = await self._ledger.redeem_within(
-                    conn,
-                    now,
-                    caller,
-                    program_id=program_id,
-                    member_id=member_id,
-                    points=worth.points,
-                    reference=reference,
+                    conn, now, caller, account, worth.points, reference=reference
                 )
                 status, spent_by = RedemptionStatus.COMPLETED, operation.journal_id
             redemption_id, voucher_code = await _insert_redemption(
@@ -536,11 +475,7 @@ class Rewards:
                 created_at=now,
                 resolved_at=now if status is RedemptionStatus.COMPLETED else None,
             )
-            await conn.execute(
-                update(rewards)
-                .where(rewards.c.id == row.id)
-                .values(units_redeemed=rewards.c.units_redeemed + 1)
-            )
+            await _change_units(conn, row.id, +1)
             return RedemptionResult(
                 redemption_id=redemption_id,
                 program_id=program_id,
@@ -592,18 +527,20 @@ class Rewards:
     ) -> Replayable[RedemptionResult]:
         async def work(conn: AsyncConnection) -> RedemptionResult:
             now = self._now()
-            row = await _lock_redemption(conn, caller, program_id, redemption_id)
+            row, _ = await _lock_redemption(conn, caller, program_id, redemption_id)
+            # After the locks the hold cannot change: a pending one is still pending and in time
+            # for resolve_within, which settles the member's stale holds with the same ``now``.
             status = _effective_status(row, now)
             if status is not RedemptionStatus.PENDING:
-                raise _not_pending(redemption_id, status)
-            try:
-                operation = await self._ledger.resolve_within(
-                    conn, now, caller, program_id, row.hold_id, outcome, None
+                raise DomainError(
+                    ErrorCode.REDEMPTION_NOT_PENDING,
+                    f"the redemption is {status}, not pending",
+                    redemption_id=redemption_id,
+                    redemption_status=str(status),
                 )
-            except DomainError as error:
-                if error.code in _HOLD_GONE:
-                    raise _not_pending(redemption_id, RedemptionStatus.RELEASED) from None
-                raise
+            operation = await self._ledger.resolve_within(
+                conn, now, caller, program_id, row.hold_id, outcome, None
+            )
             captured = outcome is HoldStatus.CAPTURED
             new_status = RedemptionStatus.COMPLETED if captured else RedemptionStatus.RELEASED
             await conn.execute(
@@ -616,7 +553,7 @@ class Rewards:
                 )
             )
             if not captured:
-                await _give_back_unit(conn, row.reward_id)
+                await _change_units(conn, row.reward_id, -1)
             return _finished(row, new_status, operation)
 
         operation = "reward.complete" if outcome is HoldStatus.CAPTURED else "reward.release"
@@ -641,10 +578,9 @@ class Rewards:
 
         async def work(conn: AsyncConnection) -> None:
             now = self._now()
-            row = await _lock_redemption(conn, caller, program_id, redemption_id)
+            row, account = await _lock_redemption(conn, caller, program_id, redemption_id)
             if row.status != RedemptionStatus.PENDING:
                 return
-            account = (await w.lock_accounts(conn, [row.account_id]))[row.account_id]
             if await w.settle_stale_holds(conn, caller, account, now):
                 await w.save_account(conn, account)
             await _reconcile(conn, now, _rr.c.id == redemption_id)
@@ -672,21 +608,11 @@ class Rewards:
         """The member's redemptions in the program, newest first."""
 
         async def work(conn: AsyncConnection) -> list[RedemptionView]:
-            account_id = await conn.scalar(
-                select(accounts.c.id)
-                .join(programs, programs.c.id == accounts.c.program_id)
-                .where(
-                    accounts.c.program_id == program_id,
-                    accounts.c.member_id == member_id,
-                    programs.c.merchant_id == caller.merchant_id,
-                )
-            )
-            if account_id is None:
-                await explain_missing_account(conn, caller, program_id, member_id)
+            account = await _account_row(conn, caller, program_id, member_id)
             rows = (
                 await conn.execute(
                     _redemption_query(caller, program_id)
-                    .where(_rr.c.account_id == account_id)
+                    .where(_rr.c.account_id == account.id)
                     .order_by(_rr.c.id.desc())
                     .limit(max(1, min(limit, MAX_REDEMPTIONS_LISTED)))
                 )
@@ -698,36 +624,20 @@ class Rewards:
 
 # -- helpers --------------------------------------------------------------------------------
 
-#: What resolve_within says when the hold went away under us (a lapse, or the ledger's own
-#: capture or release endpoint).
-_HOLD_GONE = frozenset(
-    {ErrorCode.HOLD_EXPIRED, ErrorCode.HOLD_ALREADY_RELEASED, ErrorCode.HOLD_ALREADY_CAPTURED}
-)
-
 
 def new_voucher_code() -> str:
     """Twelve random digits from a CSPRNG (leading zeros included)."""
     return f"{secrets.randbelow(10**VOUCHER_DIGITS):0{VOUCHER_DIGITS}d}"
 
 
-def _stored(definition: RewardDefinition) -> Any:
-    return msgspec.to_builtins(definition)
-
-
 def _definition(row: Any) -> RewardDefinition:
     return msgspec.convert(row.definition, RewardDefinition)
-
-
-def _domain_reward(row: Any) -> Reward:
-    # The column is the switch (archive flips it); the definition carries the same value.
-    return dataclasses.replace(_definition(row).reward(), active=bool(row.active))
 
 
 def _reward_view(
     reward_id: int,
     program_id: int,
     definition: RewardDefinition,
-    active: bool,
     units: int,
     created_at: datetime,
     updated_at: datetime | None,
@@ -737,7 +647,7 @@ def _reward_view(
         reward_id=reward_id,
         program_id=program_id,
         code=definition.code,
-        active=active,
+        active=definition.active,
         definition=definition,
         units_redeemed=units,
         stock_left=None if stock is None else max(stock - units, 0),
@@ -746,16 +656,11 @@ def _reward_view(
     )
 
 
-def _view_of(row: Any, units: int) -> RewardView:
-    return _reward_view(
-        row.id,
-        row.program_id,
-        _definition(row),
-        bool(row.active),
-        units,
-        row.created_at,
-        row.updated_at,
-    )
+def _view_of(row: Any, units: int, definition: RewardDefinition | None = None) -> RewardView:
+    """The view of a stored reward (``definition``: its definition, when already decoded)."""
+    if definition is None:
+        definition = _definition(row)
+    return _reward_view(row.id, row.program_id, definition, units, row.created_at, row.updated_at)
 
 
 def _cheapest(reward: Reward) -> int:
@@ -764,37 +669,9 @@ def _cheapest(reward: Reward) -> int:
     return reward.points_cost
 
 
-def _insufficient(needed: int, available: int) -> DomainError:
-    return DomainError(
-        ErrorCode.INSUFFICIENT_POINTS,
-        "the member does not have enough available points",
-        requested=needed,
-        available=available,
-    )
-
-
-def _code_taken(code: str) -> DomainError:
-    return DomainError(
-        ErrorCode.REWARD_CODE_TAKEN, "the program has a reward with this code", reward=code
-    )
-
-
-def _reward_not_found(code: str) -> DomainError:
-    return DomainError(ErrorCode.REWARD_NOT_FOUND, "no such reward", reward=code)
-
-
 def _redemption_not_found(redemption_id: int) -> DomainError:
     return DomainError(
         ErrorCode.REDEMPTION_NOT_FOUND, "no such redemption", redemption_id=redemption_id
-    )
-
-
-def _not_pending(redemption_id: int, status: RedemptionStatus) -> DomainError:
-    return DomainError(
-        ErrorCode.REDEMPTION_NOT_PENDING,
-        f"the redemption is {status}, not pending",
-        redemption_id=redemption_id,
-        redemption_status=str(status),
     )
 
 
@@ -803,9 +680,13 @@ def _violates(error: IntegrityError, *names: str) -> bool:
     return any(name in text for name in names)
 
 
-def _reward_scope(caller: Caller, program_id: int, code: str) -> Any:
-    return (
-        select(rewards)
+async def _reward_row(
+    conn: AsyncConnection, caller: Caller, program_id: int, code: str, *, lock: bool = False
+) -> Any:
+    """The reward with its program's ``currency``; with ``lock``, locked until the transaction
+    ends (the stock counter lives on it). program_not_found or reward_not_found."""
+    query = (
+        select(rewards, programs.c.currency)
         .join(programs, programs.c.id == rewards.c.program_id)
         .where(
             rewards.c.program_id == program_id,
@@ -813,48 +694,53 @@ def _reward_scope(caller: Caller, program_id: int, code: str) -> Any:
             programs.c.merchant_id == caller.merchant_id,
         )
     )
-
-
-async def _find_reward(conn: AsyncConnection, caller: Caller, program_id: int, code: str) -> Any:
-    row = (await conn.execute(_reward_scope(caller, program_id, code))).first()
-    if row is None:
-        raise _reward_not_found(code)
-    return row
-
-
-async def _lock_reward(conn: AsyncConnection, caller: Caller, program_id: int, code: str) -> Any:
-    """The reward row, locked until the transaction ends (the stock counter lives on it)."""
-    query = _reward_scope(caller, program_id, code).with_for_update(of=rewards)
+    if lock:
+        query = query.with_for_update(of=rewards)
     row = (await conn.execute(query)).first()
     if row is None:
-        raise _reward_not_found(code)
+        await require_program(conn, caller, program_id)
+        raise DomainError(ErrorCode.REWARD_NOT_FOUND, "no such reward", reward=code)
     return row
 
 
-async def _units(conn: AsyncConnection, reward_id: int) -> int:
-    units = await conn.scalar(select(rewards.c.units_redeemed).where(rewards.c.id == reward_id))
-    return int(units or 0)
+async def _account_row(
+    conn: AsyncConnection, caller: Caller, program_id: int, member_id: int
+) -> Any:
+    """The member's account (``id``, ``posted``, ``held``), unlocked: for reads."""
+    row = (
+        await conn.execute(
+            select(accounts.c.id, accounts.c.posted, accounts.c.held)
+            .join(programs, programs.c.id == accounts.c.program_id)
+            .where(
+                accounts.c.program_id == program_id,
+                accounts.c.member_id == member_id,
+                programs.c.merchant_id == caller.merchant_id,
+            )
+        )
+    ).first()
+    if row is None:
+        await explain_missing_account(conn, caller, program_id, member_id)
+        raise AssertionError("unreachable")
+    return row
 
 
-async def _give_back_unit(conn: AsyncConnection, reward_id: int) -> None:
+async def _change_units(conn: AsyncConnection, reward_id: int, units: int) -> None:
+    """Take units of stock (positive) or give them back (negative)."""
     await conn.execute(
         update(rewards)
         .where(rewards.c.id == reward_id)
-        .values(units_redeemed=rewards.c.units_redeemed - 1)
-    )
-
-
-def _hold_released(now: datetime) -> ColumnElement[bool]:
-    """The (joined) hold can no longer be captured and gave its points back, or will."""
-    return or_(
-        holds.c.status.in_((HoldStatus.RELEASED, HoldStatus.EXPIRED)),
-        and_(holds.c.status == HoldStatus.PENDING, holds.c.expires_at <= now),
+        .values(units_redeemed=rewards.c.units_redeemed + units)
     )
 
 
 def _hold_settled(now: datetime) -> ColumnElement[bool]:
     """The (joined) hold is no longer pending, or its time is up."""
     return or_(holds.c.status != HoldStatus.PENDING, holds.c.expires_at <= now)
+
+
+def _hold_released(now: datetime) -> ColumnElement[bool]:
+    """The (joined) hold is settled without a capture: it gave its points back, or will."""
+    return and_(_hold_settled(now), holds.c.status != HoldStatus.CAPTURED)
 
 
 async def _lapsed_units(
@@ -871,8 +757,11 @@ async def _lapsed_units(
     return {row.reward_id: int(row.units) for row in rows}
 
 
-async def _member_counts(conn: AsyncConnection, now: datetime, account_id: int) -> dict[int, int]:
-    """Per reward: the member's redemptions that count against a per-member limit."""
+async def _member_counts(
+    conn: AsyncConnection, now: datetime, *where: ColumnElement[bool]
+) -> dict[int, int]:
+    """Per reward: the redemptions (of a member, by ``where``) that count against a per-member
+    limit."""
     counts = or_(
         _rr.c.status == RedemptionStatus.COMPLETED,
         and_(_rr.c.status == RedemptionStatus.PENDING, not_(_hold_released(now))),
@@ -880,7 +769,7 @@ async def _member_counts(conn: AsyncConnection, now: datetime, account_id: int) 
     rows = await conn.execute(
         select(_rr.c.reward_id, func.count().label("used"))
         .outerjoin(holds, holds.c.id == _rr.c.hold_id)
-        .where(_rr.c.account_id == account_id, counts)
+        .where(counts, *where)
         .group_by(_rr.c.reward_id)
     )
     return {row.reward_id: int(row.used) for row in rows}
@@ -895,38 +784,37 @@ async def _capture_journal(conn: AsyncConnection, hold_id: int) -> int | None:
     return None if found is None else int(found)
 
 
-async def _reconcile(conn: AsyncConnection, now: datetime, *where: ColumnElement[bool]) -> None:
+#: The columns of a redemption's hold that decide what the redemption is (see the module docs).
+_HOLD_COLUMNS = (
+    holds.c.status.label("hold_status"),
+    holds.c.expires_at.label("hold_expires_at"),
+    holds.c.resolved_at.label("hold_resolved_at"),
+)
+
+
+async def _reconcile(conn: AsyncConnection, now: datetime, *where: ColumnElement[bool]) -> int:
     """Bring pending redemptions whose hold is settled in line with it: a captured hold
     completes the redemption, any other ends it released with its unit back in stock. The
-    caller holds the lock of every reward the rows belong to."""
+    caller holds the lock of every reward the rows belong to. Returns the units given back."""
     rows = (
         await conn.execute(
-            select(
-                _rr.c.id,
-                _rr.c.reward_id,
-                _rr.c.hold_id,
-                holds.c.status.label("hold_status"),
-                holds.c.expires_at,
-                holds.c.resolved_at,
-            )
+            select(_rr, *_HOLD_COLUMNS)
             .join(holds, holds.c.id == _rr.c.hold_id)
             .where(_rr.c.status == RedemptionStatus.PENDING, _hold_settled(now), *where)
         )
     ).all()
+    given_back = 0
     for row in rows:
-        captured = row.hold_status == HoldStatus.CAPTURED
-        status = RedemptionStatus.COMPLETED if captured else RedemptionStatus.RELEASED
-        changed = await conn.execute(
+        status, resolved_at, journal_id = await _as_its_hold_implies(conn, row, now)
+        await conn.execute(
             update(_rr)
-            .where(_rr.c.id == row.id, _rr.c.status == RedemptionStatus.PENDING)
-            .values(
-                status=str(status),
-                resolved_at=row.resolved_at or row.expires_at,
-                journal_id=await _capture_journal(conn, row.hold_id) if captured else None,
-            )
+            .where(_rr.c.id == row.id)
+            .values(status=str(status), resolved_at=resolved_at, journal_id=journal_id)
         )
-        if changed.rowcount and not captured:
-            await _give_back_unit(conn, row.reward_id)
+        if status is RedemptionStatus.RELEASED:
+            await _change_units(conn, row.reward_id, -1)
+            given_back += 1
+    return given_back
 
 
 async def _insert_redemption(
@@ -956,14 +844,7 @@ async def _insert_redemption(
 
 def _redemption_query(caller: Caller, program_id: int) -> Any:
     return (
-        select(
-            _rr,
-            rewards.c.code.label("reward_code"),
-            accounts.c.member_id,
-            holds.c.status.label("hold_status"),
-            holds.c.expires_at.label("hold_expires_at"),
-            holds.c.resolved_at.label("hold_resolved_at"),
-        )
+        select(_rr, rewards.c.code.label("reward_code"), accounts.c.member_id, *_HOLD_COLUMNS)
         .join(rewards, rewards.c.id == _rr.c.reward_id)
         .join(accounts, accounts.c.id == _rr.c.account_id)
         .join(programs, programs.c.id == _rr.c.program_id)
@@ -974,9 +855,9 @@ def _redemption_query(caller: Caller, program_id: int) -> Any:
 
 async def _lock_redemption(
     conn: AsyncConnection, caller: Caller, program_id: int, redemption_id: int
-) -> Any:
-    """The redemption with its hold, after locking its reward row, the redemption row and the
-    member's account (in that order: the order every write here uses)."""
+) -> tuple[Any, w.Account]:
+    """The redemption with its hold and the member's account, after locking its reward row,
+    the redemption row and the account (in that order: the order every write here uses)."""
     reward_id = await conn.scalar(
         select(_rr.c.reward_id)
         .join(programs, programs.c.id == _rr.c.program_id)
@@ -995,11 +876,12 @@ async def _lock_redemption(
         select(_rr.c.account_id).where(_rr.c.id == redemption_id).with_for_update(of=_rr)
     )
     assert account_id is not None
-    await w.lock_accounts(conn, [account_id])
+    account = (await w.lock_accounts(conn, [account_id]))[account_id]
     # Read after the locks: the hold cannot change any more until this transaction ends.
-    return (
+    row = (
         await conn.execute(_redemption_query(caller, program_id).where(_rr.c.id == redemption_id))
     ).one()
+    return row, account
 
 
 def _effective_status(row: Any, now: datetime) -> RedemptionStatus:
@@ -1013,17 +895,26 @@ def _effective_status(row: Any, now: datetime) -> RedemptionStatus:
     return status
 
 
+async def _as_its_hold_implies(
+    conn: AsyncConnection, row: Any, now: datetime
+) -> tuple[RedemptionStatus, datetime | None, int | None]:
+    """The redemption's status, ``resolved_at`` and ``journal_id`` as its hold implies: what a
+    view shows and what ``_reconcile`` persists."""
+    status = _effective_status(row, now)
+    if status.value == row.status:
+        return status, row.resolved_at, row.journal_id
+    journal_id = None
+    if status is RedemptionStatus.COMPLETED:
+        journal_id = await _capture_journal(conn, row.hold_id)
+    return status, row.hold_resolved_at or row.hold_expires_at, journal_id
+
+
 async def _redemption_views(
     conn: AsyncConnection, rows: Sequence[Any], now: datetime
 ) -> list[RedemptionView]:
     views = []
     for row in rows:
-        status = _effective_status(row, now)
-        journal_id, resolved_at = row.journal_id, row.resolved_at
-        if status.value != row.status:  # shown as its hold implies (see the module docs)
-            resolved_at = row.hold_resolved_at or row.hold_expires_at
-            if status is RedemptionStatus.COMPLETED:
-                journal_id = await _capture_journal(conn, row.hold_id)
+        status, resolved_at, journal_id = await _as_its_hold_implies(conn, row, now)
         views.append(
             RedemptionView(
                 redemption_id=row.id,
