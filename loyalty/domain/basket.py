@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from .errors import DomainError, ErrorCode
+from .points import is_whole
 
 #: No single line or basket can plausibly exceed this (10 million in major units).
 MAX_MONEY_MINOR = 10**9
@@ -74,7 +75,7 @@ class Basket:
                 raise DomainError(
                     ErrorCode.UNKNOWN_ORDER_LINE, f"the order has no line {line_id!r}", line=line_id
                 )
-            if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+            if not is_whole(units) or units <= 0:
                 raise DomainError(
                     ErrorCode.INVALID_BASKET, "returned quantities must be positive whole numbers"
                 )
@@ -109,15 +110,11 @@ def check_basket(basket: Basket) -> None:
         seen.add(line.line_id)
         if not line.sku:
             raise bad("every line needs a sku", line=line.line_id)
-        if not _whole(line.quantity) or not 0 < line.quantity <= MAX_QUANTITY:
+        if not is_whole(line.quantity) or not 0 < line.quantity <= MAX_QUANTITY:
             raise bad(f"quantity must be between 1 and {MAX_QUANTITY}", line=line.line_id)
-        if not _whole(line.unit_price) or not 0 <= line.unit_price <= MAX_MONEY_MINOR:
+        if not is_whole(line.unit_price) or not 0 <= line.unit_price <= MAX_MONEY_MINOR:
             raise bad("unit_price must be a whole number of minor units, >= 0", line=line.line_id)
-        if not _whole(line.line_discount) or not 0 <= line.line_discount <= line.gross:
+        if not is_whole(line.line_discount) or not 0 <= line.line_discount <= line.gross:
             raise bad("line_discount must lie between 0 and the line's price", line=line.line_id)
     if basket.net > MAX_MONEY_MINOR:
         raise bad("the basket's total is implausibly large")
-
-
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -62,16 +62,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from fractions import Fraction
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from .basket import DEFAULT_EXCLUDED_KINDS, Basket, BasketLine, LineKind
+from .calendar import known_zone, local_midnight, require_aware
 from .errors import DomainError, ErrorCode
 from .texts import Texts
-from .tiers import TierLevel
+from .tiers import (
+    MAX_MULTIPLIER,
+    MIN_MULTIPLIER,
+    TierLevel,
+    multiplier_in_range,
+)
 
 
 class Rounding(StrEnum):
@@ -229,21 +234,10 @@ class Quote:
     promotion_points: Mapping[str, int] = field(default_factory=dict)
 
 
-#: Square caps point multipliers at 10x; higher ones are almost always a typo (20 for 2.0).
-MAX_MULTIPLIER = Decimal(10)
-
-
 def check_earning_rules(rules: EarningRules) -> None:
     """Refuse rules ``quote`` cannot honour, with a specific code (invalid_rate, invalid_window,
     duplicate_code, invalid_rule)."""
-    try:
-        ZoneInfo(rules.timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise DomainError(
-            ErrorCode.INVALID_RULE,
-            f"unknown time zone {rules.timezone!r}",
-            timezone=rules.timezone,
-        ) from exc
+    known_zone(rules.timezone, ErrorCode.INVALID_RULE)
     seen: set[str] = set()
     for rule in rules.rules:
         _check_code(rule.code, "rule", seen)
@@ -304,11 +298,10 @@ def _check_rule(rule: EarningRule) -> None:
 
 
 def _check_multiplier(multiplier: Decimal, what: str, code: str) -> None:
-    # NaN and infinities first: comparing a signalling NaN raises.
-    if not multiplier.is_finite() or not 1 <= multiplier <= MAX_MULTIPLIER:
+    if not multiplier_in_range(multiplier):
         raise _refusal(
             ErrorCode.INVALID_RATE,
-            f"{what}: the multiplier must lie between 1 and {MAX_MULTIPLIER}",
+            f"{what}: the multiplier must lie between {MIN_MULTIPLIER} and {MAX_MULTIPLIER}",
             code,
         )
 
@@ -347,8 +340,7 @@ def _check_promotion(promotion: Promotion) -> None:
 
 def period_start(period: CapPeriod, at: datetime, timezone: str) -> datetime:
     """The UTC instant the day/week (Monday)/month containing ``at`` began, in ``timezone``."""
-    if at.utcoffset() is None:
-        raise ValueError("at must be timezone-aware")
+    require_aware(at=at)
     zone = ZoneInfo(timezone)
     day = at.astimezone(zone).date()
     if period is CapPeriod.DAY:
@@ -359,9 +351,7 @@ def period_start(period: CapPeriod, at: datetime, timezone: str) -> datetime:
         first = day.replace(day=1)
     else:
         raise ValueError(f"the {period} cap has no calendar period")
-    # fold=0: where a zone skips midnight, this is the instant of the jump, i.e. when the day began;
-    # where midnight happens twice, the first one.
-    return datetime.combine(first, time(), tzinfo=zone).astimezone(UTC)
+    return local_midnight(zone, first)
 
 
 _CAP_NAMES: Mapping[CapPeriod, Texts] = {
@@ -372,6 +362,10 @@ _CAP_NAMES: Mapping[CapPeriod, Texts] = {
 }
 
 _NO_MEMBER = MemberContext()
+#: The tier multiplies every line that has base points, whatever its kind.
+_EVERY_LINE = Scope(excluded_kinds=frozenset())
+#: The lines that qualify for tiers: those no earning exclusion applies to by default.
+_QUALIFYING = Scope()
 
 
 def quote(
@@ -382,8 +376,7 @@ def quote(
     member: MemberContext | None = None,
 ) -> Quote:
     """What ``basket`` earns under ``rules`` at ``at``, line by line (see the module docstring)."""
-    if at.utcoffset() is None:
-        raise ValueError("at must be timezone-aware")
+    require_aware(at=at)
     member = member if member is not None else _NO_MEMBER
     pricing = _Pricing(basket.lines)
 
@@ -401,7 +394,7 @@ def quote(
             rule.code,
             rule.name,
             rule.multiplier,
-            pricing.lines_with_points(rule.scope),
+            rule.scope,
             rule.rounding or rules.rounding,
             rule.max_points_per_order,
         )
@@ -411,7 +404,7 @@ def quote(
             tier.code,
             tier.name,
             tier.multiplier,
-            pricing.lines_with_points(None),
+            _EVERY_LINE,
             rules.rounding,
             None,
         )
@@ -434,7 +427,7 @@ def quote(
                 promotion.code,
                 promotion.name,
                 promotion.multiplier,
-                pricing.lines_with_points(promotion.scope),
+                promotion.scope,
                 rules.rounding,
                 remaining,
             )
@@ -455,9 +448,7 @@ def quote(
     return Quote(
         total=sum(line.points for line in pricing.out),
         lines=tuple(pricing.out),
-        qualifying_spend=sum(
-            line.net for line in basket.lines if line.kind not in DEFAULT_EXCLUDED_KINDS
-        ),
+        qualifying_spend=pricing.spend(pricing.matching(_QUALIFYING)),
         promotion_points=promotion_points,
     )
 
@@ -512,28 +503,27 @@ class _LinePoints:
 class _Pricing:
     """The quote under construction: exact points per basket line, and the explained lines."""
 
-    __slots__ = ("basket_lines", "line_points", "out")
+    __slots__ = ("basket_lines", "line_points", "matches", "nets", "out")
 
     def __init__(self, basket_lines: Sequence[BasketLine]) -> None:
         self.basket_lines = basket_lines
+        self.nets = [line.net for line in basket_lines]
         #: Base points each basket line carries so far, multipliers included.
         self.line_points = _LinePoints(len(basket_lines))
         self.out: list[QuoteLine] = []
+        #: The lines each scope matches: rules and promotions share few scopes between them.
+        self.matches: dict[Scope, list[int]] = {}
 
     def matching(self, scope: Scope) -> list[int]:
-        return [index for index, line in enumerate(self.basket_lines) if scope.matches(line)]
-
-    def lines_with_points(self, scope: Scope | None) -> list[int]:
-        """Lines a multiplier scales: those ``scope`` matches (None: all) that have base points."""
-        numerators = self.line_points.numerators
-        return [
-            index
-            for index, line in enumerate(self.basket_lines)
-            if numerators[index] > 0 and (scope is None or scope.matches(line))
-        ]
+        """Indexes of the basket lines ``scope`` matches, worked out once per scope and quote."""
+        found = self.matches.get(scope)
+        if found is None:
+            found = [index for index, line in enumerate(self.basket_lines) if scope.matches(line)]
+            self.matches[scope] = found
+        return found
 
     def spend(self, indexes: Iterable[int]) -> int:
-        return sum(self.basket_lines[index].net for index in indexes)
+        return sum(self.nets[index] for index in indexes)
 
     def apply_base_rule(self, rule: EarningRule, rounding: Rounding) -> None:
         if rule.kind in (RuleKind.VISIT, RuleKind.MIN_SPEND_BONUS):
@@ -549,24 +539,23 @@ class _Pricing:
             )
             return
         matching = self.matching(rule.scope)
-        lines = self.basket_lines
         # Each line gains ``gain / denominator`` points.
         if rule.kind is RuleKind.SPEND:
-            gains = [(index, lines[index].net * rule.points) for index in matching]
+            gains = [(index, self.nets[index] * rule.points) for index in matching]
             denominator = rule.per_amount
             basis = self.spend(matching)
         else:
+            lines = self.basket_lines
             gains = [(index, lines[index].quantity * rule.points) for index in matching]
             denominator = 1
             basis = sum(lines[index].quantity for index in matching)
         gained = sum(gain for _, gain in gains)
-        exact = Fraction(gained, denominator)
         limit = rule.max_points_per_order
-        points = _at_most(_round(exact, rounding), limit)
+        points = _at_most(_round(gained, denominator, rounding), limit)
         if points <= 0:
             return
-        if limit is not None and exact > limit:
-            # The lines share the maximum in proportion: gain / denominator x limit / exact.
+        if limit is not None and gained > limit * denominator:
+            # The lines share the maximum in proportion: gain / denominator x limit / exact sum.
             gains = [(index, gain * limit) for index, gain in gains]
             denominator = gained
         self.line_points.add(gains, denominator)
@@ -601,28 +590,31 @@ class _Pricing:
         code: str,
         name: Texts,
         multiplier: Decimal,
-        indexes: Sequence[int],
+        scope: Scope,
         rounding: Rounding,
         limit: int | None,
     ) -> int:
-        """Scale the points of the lines at ``indexes`` by ``multiplier``; return what it added."""
+        """Scale the points of the lines ``scope`` matches that have base points by
+        ``multiplier``; return what it added."""
+        numerators = self.line_points.numerators
+        indexes = [index for index in self.matching(scope) if numerators[index] > 0]
         if not indexes:
             return 0
         held = self.line_points.held(indexes)
-        base = Fraction(held, self.line_points.denominator)
-        factor = Fraction(multiplier)
-        exact = base * (factor - 1)
-        points = _at_most(_round(exact, rounding), limit)
+        denominator = self.line_points.denominator
+        factor, per = multiplier.as_integer_ratio()
+        # The lines hold ``held / denominator``; the multiplier adds that x (factor / per - 1).
+        added, added_per = held * (factor - per), denominator * per
+        points = _at_most(_round(added, added_per, rounding), limit)
         if points <= 0:
             return 0
-        if limit is not None and exact > limit:
+        if limit is not None and added > limit * added_per:
             # The lines grow by ``limit`` together, each in proportion to what it held.
-            self.line_points.scale(indexes, held + limit * self.line_points.denominator, held)
+            self.line_points.scale(indexes, held + limit * denominator, held)
         else:
-            self.line_points.scale(indexes, factor.numerator, factor.denominator)
-        self.out.append(
-            QuoteLine(source, code, name, points, _round(base, rounding), multiplier=multiplier)
-        )
+            self.line_points.scale(indexes, factor, per)
+        basis = _round(held, denominator, rounding)
+        self.out.append(QuoteLine(source, code, name, points, basis, multiplier=multiplier))
         return points
 
     def apply_caps(self, caps: Iterable[Cap], member: MemberContext) -> None:
@@ -650,13 +642,14 @@ def _at_most(points: int, limit: int | None) -> int:
     return points if limit is None else min(points, limit)
 
 
-def _round(value: Fraction, rounding: Rounding) -> int:
+def _round(numerator: int, denominator: int, rounding: Rounding) -> int:
+    """``numerator / denominator`` rounded to a whole number. HALF_UP rounds halves up, which is
+    away from zero for every value a quote shows (a value below 0 only ever means "no line")."""
     if rounding == Rounding.DOWN:
-        return math.floor(value)
+        return numerator // denominator
     if rounding == Rounding.UP:
-        return math.ceil(value)
-    magnitude = math.floor(abs(value) + Fraction(1, 2))  # half away from zero
-    return magnitude if value >= 0 else -magnitude
+        return -(-numerator // denominator)
+    return (2 * numerator + denominator) // (2 * denominator)
 
 
 def _audience_applies(

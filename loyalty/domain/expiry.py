@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
+
+from .calendar import local_midnight, require_aware
 
 
 class ExpiryKind(StrEnum):
@@ -27,8 +29,7 @@ class ExpiryPolicy:
 
     def expires_at(self, earned_at: datetime) -> datetime | None:
         """The first instant at which points earned at ``earned_at`` are no longer spendable."""
-        if earned_at.tzinfo is None:
-            raise ValueError("earned_at must be timezone-aware")
+        require_aware(earned_at=earned_at)
         if self.kind is ExpiryKind.NEVER:
             return None
         if self.kind is ExpiryKind.AFTER_DAYS:
@@ -36,7 +37,5 @@ class ExpiryPolicy:
         zone = ZoneInfo(self.timezone)
         local = earned_at.astimezone(zone)
         # The month after (earning month + N) starts the instant the points lapse.
-        month_index = local.year * 12 + (local.month - 1) + self.value + 1
-        year, month0 = divmod(month_index, 12)
-        lapse_local = datetime(year, month0 + 1, 1, tzinfo=zone)
-        return lapse_local.astimezone(earned_at.tzinfo)
+        year, month0 = divmod(local.year * 12 + (local.month - 1) + self.value + 1, 12)
+        return local_midnight(zone, date(year, month0 + 1, 1)).astimezone(earned_at.tzinfo)

@@ -13,8 +13,13 @@ MAX_POINTS_PER_OPERATION: Points = 10**12
 MAX_BALANCE: Points = 2**63 - 1
 
 
+def is_whole(value: object) -> bool:
+    """An ``int`` that is not a ``bool`` (``True`` is an ``int`` to Python, not a number here)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def require_positive(points: Points) -> Points:
-    if isinstance(points, bool) or not isinstance(points, int):
+    if not is_whole(points):
         raise DomainError(ErrorCode.INVALID_AMOUNT, "points must be a whole number")
     if not 0 < points <= MAX_POINTS_PER_OPERATION:
         raise DomainError(

@@ -89,7 +89,7 @@ def check_reward(reward: Reward) -> None:
     if not reward.code.strip():
         raise refuse("a reward needs a code")
     for name, moment in (("valid_from", reward.valid_from), ("valid_until", reward.valid_until)):
-        if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
+        if moment is not None and moment.utcoffset() is None:
             raise DomainError(
                 ErrorCode.INVALID_WINDOW, f"{name} must be timezone-aware", reward=reward.code
             )

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LANGUAGES = ("de", "en")
-
 
 @dataclass(frozen=True, slots=True)
 class Texts:
     de: str
     en: str
-
-    def in_language(self, language: str) -> str:
-        return self.de if language == "de" else self.en
 
 
 #: For optional texts (descriptions, perks) nobody has written yet.

@@ -40,12 +40,16 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from itertools import pairwise
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from .calendar import known_zone, local_midnight, require_aware
 from .errors import DomainError, ErrorCode
+from .points import is_whole
 from .texts import NO_TEXT, Texts
 
 MAX_GRACE_DAYS = 366
+#: Every multiplier (tier, earning rule, promotion) lies in 1..10: Square caps point multipliers
+#: at 10x, and higher ones are almost always a typo (20 for 2.0).
 MIN_MULTIPLIER = Decimal(1)
 MAX_MULTIPLIER = Decimal(10)
 #: Windows are half-open; ending one microsecond (a datetime's smallest step) after an instant
@@ -141,20 +145,13 @@ def check_tier_policy(policy: TierPolicy) -> None:
     if not policy.levels:
         raise DomainError(ErrorCode.INVALID_TIER_POLICY, "a tier policy needs at least one level")
     grace = policy.grace_days
-    if not _whole(grace) or not 0 <= grace <= MAX_GRACE_DAYS:
+    if not is_whole(grace) or not 0 <= grace <= MAX_GRACE_DAYS:
         raise DomainError(
             ErrorCode.INVALID_TIER_POLICY,
             f"grace_days must be between 0 and {MAX_GRACE_DAYS}",
             grace_days=grace,
         )
-    try:
-        ZoneInfo(policy.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise DomainError(
-            ErrorCode.INVALID_TIER_POLICY,
-            f"unknown time zone {policy.timezone!r}",
-            timezone=policy.timezone,
-        ) from None
+    known_zone(policy.timezone, ErrorCode.INVALID_TIER_POLICY)
     seen: set[str] = set()
     for candidate in policy.levels:
         if not candidate.code.strip():
@@ -166,14 +163,13 @@ def check_tier_policy(policy: TierPolicy) -> None:
                 tier=candidate.code,
             )
         seen.add(candidate.code)
-        if not _whole(candidate.threshold) or candidate.threshold < 0:
+        if not is_whole(candidate.threshold) or candidate.threshold < 0:
             raise DomainError(
                 ErrorCode.INVALID_RATE,
                 "a threshold must be a whole number >= 0",
                 tier=candidate.code,
             )
-        multiplier = Decimal(candidate.multiplier)
-        if not multiplier.is_finite() or not MIN_MULTIPLIER <= multiplier <= MAX_MULTIPLIER:
+        if not multiplier_in_range(candidate.multiplier):
             raise DomainError(
                 ErrorCode.INVALID_RATE,
                 f"a tier multiplier must lie between {MIN_MULTIPLIER} and {MAX_MULTIPLIER}",
@@ -204,7 +200,7 @@ def level(policy: TierPolicy, code: str) -> TierLevel:
 
 def enrolled(policy: TierPolicy, joined_at: datetime, at: datetime) -> tuple[TierState, TierChange]:
     """A new member's state: the base level, reviewed at the end of the current period."""
-    _require_aware(joined_at=joined_at, at=at)
+    require_aware(joined_at=joined_at, at=at)
     base = policy.levels[0].code
     if policy.window is TierWindow.ROLLING_12_MONTHS:
         review_at = _plus_years(at, 1)
@@ -222,7 +218,7 @@ def qualification_window(
     Rolling: the 12 months up to and including ``at`` (the end is one microsecond after ``at``,
     the smallest step a datetime has). Calendar and anniversary: the whole period containing
     ``at``; activity after ``at`` cannot exist yet, so its total is the total so far."""
-    _require_aware(joined_at=joined_at, at=at)
+    require_aware(joined_at=joined_at, at=at)
     if policy.window is TierWindow.ROLLING_12_MONTHS:
         return _plus_years(at, -1), at.astimezone(UTC) + _JUST_AFTER
     return _period(policy, joined_at, at)
@@ -240,7 +236,7 @@ def review_window(
 
     It runs from the start of the period that ends at ``review_at`` (rolling: 12 months before
     ``review_at``) to the end of the grace period, so activity during the grace period counts."""
-    _require_aware(joined_at=joined_at)
+    require_aware(joined_at=joined_at)
     end = review_due(policy, state)
     if policy.window is TierWindow.ROLLING_12_MONTHS:
         return _plus_years(state.review_at, -1), end
@@ -256,7 +252,7 @@ def after_qualifying_event(
 ) -> tuple[TierState, TierChange | None]:
     """Upgrade at once when ``qualifying_total`` (over ``qualification_window``) reaches a higher
     level; never lower anything here."""
-    _require_aware(at=at)
+    require_aware(at=at)
     earned = _rank(policy, state.earned)
     supported = _supported_rank(policy, qualifying_total)
     if supported <= earned:
@@ -282,7 +278,7 @@ def review(
     is dated ``review_due(state)``, not the time the service got round to it, so that catching
     up on several missed periods (one call per period, while due) gives the same history as
     reviewing each on time."""
-    _require_aware(joined_at=joined_at)
+    require_aware(joined_at=joined_at)
     reviewed_at = review_due(policy, state)
     if policy.window is TierWindow.ROLLING_12_MONTHS:
         next_review_at = _plus_years(reviewed_at, 1)
@@ -302,7 +298,7 @@ def review(
 
 def effective(policy: TierPolicy, state: TierState, at: datetime) -> TierLevel:
     """The level at ``at``: the higher of the earned level and an unexpired manual one."""
-    _require_aware(at=at)
+    require_aware(at=at)
     earned = _rank(policy, state.earned)
     if state.manual is not None and (state.manual_until is None or at < state.manual_until):
         return policy.levels[max(earned, _rank(policy, state.manual))]
@@ -317,9 +313,9 @@ def assign_manual(
     The earned level and its review are untouched. The change's before/after are the effective
     levels, so a grant below the earned level shows no change: it only matters as a floor if the
     earned level drops beneath it before ``until``."""
-    _require_aware(at=at)
+    require_aware(at=at)
     _rank(policy, code)
-    if until.tzinfo is None or until <= at:
+    if until.utcoffset() is None or until <= at:
         raise DomainError(
             ErrorCode.INVALID_WINDOW,
             "a manual tier needs a timezone-aware end after its start",
@@ -342,7 +338,7 @@ def progress(
     the review window's total so far is also the upgrade total; for rolling windows it counts
     only activity since the period began, so ``to_next`` may ask for more than an upgrade needs
     (never less, outside the grace period)."""
-    _require_aware(joined_at=joined_at, at=at)
+    require_aware(joined_at=joined_at, at=at)
     current = _rank(policy, effective(policy, state, at).code)
     above = policy.levels[current + 1] if current + 1 < len(policy.levels) else None
     keep_threshold = level(policy, state.earned).threshold
@@ -354,6 +350,15 @@ def progress(
         keep_by=review_due(policy, state),
         qualifying_total=qualifying_total,
     )
+
+
+# --- Checks and calendar arithmetic shared with earning and expiry ----------------------------
+
+
+def multiplier_in_range(multiplier: Decimal) -> bool:
+    """Whether ``multiplier`` lies in ``MIN_MULTIPLIER..MAX_MULTIPLIER`` (NaN and infinities do
+    not; they are tested first because comparing a signalling NaN raises)."""
+    return multiplier.is_finite() and MIN_MULTIPLIER <= multiplier <= MAX_MULTIPLIER
 
 
 # --- Helpers ---------------------------------------------------------------------------------
@@ -381,11 +386,11 @@ def _period(policy: TierPolicy, joined_at: datetime, at: datetime) -> tuple[date
     zone = ZoneInfo(policy.timezone)
     year = at.astimezone(zone).year
     if policy.window is TierWindow.CALENDAR_YEAR:
-        return _local_midnight(zone, date(year, 1, 1)), _local_midnight(zone, date(year + 1, 1, 1))
+        return local_midnight(zone, date(year, 1, 1)), local_midnight(zone, date(year + 1, 1, 1))
     joined_day = joined_at.astimezone(zone).date()
 
     def anniversary(of_year: int) -> datetime:
-        return _local_midnight(zone, _same_day_in(joined_day, of_year))
+        return local_midnight(zone, _same_day_in(joined_day, of_year))
 
     # ``at``'s local year holds exactly one anniversary: the period began either on it or on
     # the one a year before.
@@ -398,10 +403,6 @@ def _same_day_in(day: date, year: int) -> date:
     if (day.month, day.day) == (2, 29) and not calendar.isleap(year):
         return date(year, 2, 28)
     return date(year, day.month, day.day)
-
-
-def _local_midnight(zone: ZoneInfo, day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
 def _plus_years(moment: datetime, years: int) -> datetime:
@@ -422,13 +423,3 @@ def _plus_local_days(policy: TierPolicy, moment: datetime, days: int) -> datetim
         return moment.astimezone(UTC)
     local = moment.astimezone(ZoneInfo(policy.timezone))
     return (local + timedelta(days=days)).astimezone(UTC)
-
-
-def _require_aware(**moments: datetime) -> None:
-    for name, moment in moments.items():
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            raise ValueError(f"{name} must be timezone-aware")
-
-
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
