@@ -16,14 +16,15 @@ Role policy (the admin API's only one; later controllers pick from the tuples be
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Guard
 
+from loyalty.app.auth import bearer_token
 from loyalty.app.dependencies import provide_staff_directory
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.services.context import Staff
@@ -43,22 +44,13 @@ MEMBER_SUPPORTERS = (StaffRole.OWNER, StaffRole.SUPPORT)
 #: Reading anything in the admin API (including the audit log): the whole back office.
 READERS = (StaffRole.OWNER, StaffRole.PROGRAM_MANAGER, StaffRole.SUPPORT)
 
-Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Coroutine[Any, Any, None]]
-
-
-def bearer_token(authorization: str | None) -> str:
-    scheme, _, token = (authorization or "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise NotAuthorizedException(
-            "log in (POST /api/v1/admin/login) and send 'Authorization: Bearer <token>'",
-            headers=CHALLENGE,
-        )
-    return token
-
 
 async def staff_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    token = bearer_token(connection.headers.get("authorization"))
+    token = bearer_token(
+        connection.headers.get("authorization"),
+        challenge=CHALLENGE,
+        hint="log in (POST /api/v1/admin/login) and send 'Authorization: Bearer <token>'",
+    )
     directory = provide_staff_directory(connection.app.state)
     try:
         staff = await directory.authenticate(token)
@@ -71,8 +63,9 @@ async def staff_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
     connection.state[SESSION_TOKEN_STATE_KEY] = token
 
 
-def _signed_in_staff(connection: ASGIConnection[Any, Any, Any, Any]) -> Staff:
-    staff: Staff | None = connection.state.get(STAFF_STATE_KEY)
+def provide_staff(request: ASGIConnection[Any, Any, Any, Any]) -> Staff:
+    """The staff user ``staff_guard`` let in (a dependency, and the role guards' source)."""
+    staff: Staff | None = request.state.get(STAFF_STATE_KEY)
     if staff is None:
         # A route that checks roles without staff_guard before it is a wiring mistake; refuse.
         raise NotAuthorizedException("no staff session", headers=CHALLENGE)
@@ -87,7 +80,7 @@ def requires_role(*roles: StaffRole) -> Guard:
     async def role_guard(
         connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
     ) -> None:
-        staff = _signed_in_staff(connection)
+        staff = provide_staff(connection)
         if staff.role not in allowed:
             raise PermissionDeniedException(
                 f"the role {staff.role} may not do this; it needs one of: {names}"
@@ -95,10 +88,6 @@ def requires_role(*roles: StaffRole) -> Guard:
 
     role_guard.__name__ = f"requires_role({names})"
     return role_guard
-
-
-def provide_staff(request: Request[Any, Any, Any]) -> Staff:
-    return _signed_in_staff(request)
 
 
 def session_token(request: Request[Any, Any, Any]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar.openapi.datastructures import ResponseSpec
 
-from loyalty.app.problems import PROBLEM_JSON, Problem
+from loyalty.app.api.params import problem_responses
 
 _DESCRIPTIONS = {
     400: "Bad input (validation_failed, malformed_json)",
@@ -20,16 +20,6 @@ _DESCRIPTIONS = {
 def problems(*statuses: int, **descriptions: str) -> dict[int, ResponseSpec]:
     """Problem responses for ``statuses``; ``s400="..."`` etc. replace a default description
     where an endpoint can say more precisely what it answers."""
-    return {
-        status: ResponseSpec(
-            data_container=Problem,
-            description=descriptions.get(f"s{status}", _DESCRIPTIONS[status]),
-            media_type=PROBLEM_JSON,
-            generate_examples=False,
-        )
-        for status in statuses
-    }
-
-
-#: Reads open to some roles only.
-RESTRICTED_READ_PROBLEMS = problems(400, 401, 403, 503)
+    return problem_responses(
+        {status: descriptions.get(f"s{status}", _DESCRIPTIONS[status]) for status in statuses}
+    )

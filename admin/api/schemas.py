@@ -48,6 +48,10 @@ NewPassword = Annotated[
         examples=["Kipferl-am-Morgen-2025"],
     ),
 ]
+#: A password as it is now (no policy: it was set before, perhaps under another one).
+Password = Annotated[
+    str, Meta(min_length=1, max_length=MAX_PASSWORD_LENGTH, examples=["demo-owner-password"])
+]
 DisplayName = Annotated[
     str,
     Meta(min_length=1, max_length=MAX_DISPLAY_NAME_LENGTH, examples=["Jana Huber"]),
@@ -62,22 +66,18 @@ class LoginRequest(_Body):
     email: Annotated[
         str, Meta(min_length=1, max_length=MAX_EMAIL_LENGTH, examples=["owner@example.com"])
     ]
-    password: Annotated[
-        str, Meta(min_length=1, max_length=MAX_PASSWORD_LENGTH, examples=["demo-owner-password"])
-    ]
+    password: Password
 
 
 class LoginResponse(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    #: Send as ``Authorization: Bearer <token>``; it is shown only this once.
+    #: Shown only this once.
     token: Annotated[str, Meta(description="Send as 'Authorization: Bearer <token>'.")]
     expires_at: datetime
     staff: StaffView
 
 
 class ChangePasswordRequest(_Body):
-    current_password: Annotated[
-        str, Meta(min_length=1, max_length=MAX_PASSWORD_LENGTH, examples=["demo-owner-password"])
-    ]
+    current_password: Password
     new_password: NewPassword
 
 

@@ -55,9 +55,8 @@ class LoginController(Controller):
     async def login(
         self, staff_directory: NamedDependency[StaffDirectory], data: JSONBody[LoginRequest]
     ) -> LoginResponse:
-        token, staff, expires_at = await staff_directory.login(data.email, data.password)
-        view = await staff_directory.get_staff(staff.merchant_id, staff.staff_id)
-        return LoginResponse(token=token, expires_at=expires_at, staff=view)
+        login = await staff_directory.login(data.email, data.password)
+        return LoginResponse(token=login.token, expires_at=login.expires_at, staff=login.view)
 
 
 class SessionController(Controller):

@@ -20,24 +20,33 @@ from loyalty.services.context import Caller
 from .settings import Settings
 
 CALLER_STATE_KEY = "loyalty_caller"
+#: RFC 9110: a 401 names the scheme that would succeed.
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="loyalty"'}
+
+
+def bearer_token(authorization: str | None, *, challenge: dict[str, str], hint: str) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header; without one a 401 that says
+    ``hint`` and carries ``challenge``. The admin API's staff sessions use it too."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthorizedException(hint, headers=challenge)
+    return token
 
 
 def authenticate(settings: Settings, authorization: str | None) -> Caller:
-    scheme, _, secret = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not secret:
-        raise NotAuthorizedException(
-            "send the API key as 'Authorization: Bearer <key>'",
-            headers={"WWW-Authenticate": 'Bearer realm="loyalty"'},
-        )
+    secret = bearer_token(
+        authorization,
+        challenge=CHALLENGE,
+        hint="send the API key as 'Authorization: Bearer <key>'",
+    )
     matched = None
     for client in settings.api_clients:
         # Compare against every client so that timing does not tell which prefix matched.
-        if hmac.compare_digest(client.secret.encode(), secret.strip().encode()):
+        if hmac.compare_digest(client.secret.encode(), secret.encode()):
             matched = client
     if matched is None:
-        raise NotAuthorizedException(
-            "the API key is not valid", headers={"WWW-Authenticate": 'Bearer realm="loyalty"'}
-        )
+        raise NotAuthorizedException("the API key is not valid", headers=CHALLENGE)
     return Caller(client_id=matched.client_id, merchant_id=matched.merchant_id)
 
 

@@ -24,16 +24,6 @@ DEFAULT_AUDIT_PAGE_SIZE = 50
 MAX_AUDIT_PAGE_SIZE = 200
 
 
-def as_json(value: Any) -> Any:
-    """A Struct, dataclass or plain value as JSON-compatible builtins (for the JSON columns)."""
-    return msgspec.to_builtins(value)
-
-
-def actor_label(staff: Staff) -> str:
-    """How a staff user appears in the log; kept as text so it survives renames."""
-    return f"{staff.display_name} <{staff.email}>"
-
-
 async def record_change(
     conn: AsyncConnection,
     staff: Staff,
@@ -46,11 +36,11 @@ async def record_change(
     after: Any = None,
     program_id: int | None = None,
 ) -> None:
-    await _insert(
+    """A change a staff user made (to their own merchant)."""
+    await record_entry(
         conn,
-        merchant_id=staff.merchant_id,
-        staff_id=staff.staff_id,
-        actor=actor_label(staff),
+        staff.merchant_id,
+        staff,
         action=action,
         entity=entity,
         entity_id=entity_id,
@@ -61,9 +51,10 @@ async def record_change(
     )
 
 
-async def record_system_change(
+async def record_entry(
     conn: AsyncConnection,
     merchant_id: int,
+    staff: Staff | None,
     *,
     action: str,
     entity: str,
@@ -72,49 +63,21 @@ async def record_system_change(
     before: Any = None,
     after: Any = None,
     program_id: int | None = None,
-    actor: str = SYSTEM_ACTOR,
 ) -> None:
-    """A change made without a staff user (the command line, the demo seed)."""
-    await _insert(
-        conn,
-        merchant_id=merchant_id,
-        staff_id=None,
-        actor=actor,
-        action=action,
-        entity=entity,
-        entity_id=entity_id,
-        at=at,
-        before=before,
-        after=after,
-        program_id=program_id,
-    )
-
-
-async def _insert(
-    conn: AsyncConnection,
-    *,
-    merchant_id: int,
-    staff_id: int | None,
-    actor: str,
-    action: str,
-    entity: str,
-    entity_id: object,
-    at: datetime,
-    before: Any,
-    after: Any,
-    program_id: int | None,
-) -> None:
+    """A change of the merchant's, made by ``staff`` or, when None, by the system (the command
+    line, the demo seed). ``before`` and ``after`` may be Structs, dataclasses or plain values.
+    """
     await conn.execute(
         audit_log.insert().values(
             merchant_id=merchant_id,
             program_id=program_id,
-            staff_id=staff_id,
-            actor=actor,
+            staff_id=None if staff is None else staff.staff_id,
+            actor=SYSTEM_ACTOR if staff is None else staff.label,
             action=action,
             entity=entity,
             entity_id=str(entity_id),
-            before=None if before is None else as_json(before),
-            after=None if after is None else as_json(after),
+            before=None if before is None else msgspec.to_builtins(before),
+            after=None if after is None else msgspec.to_builtins(after),
             at=at,
         )
     )
@@ -158,7 +121,9 @@ async def audit_entries(
     """The merchant's audit entries, newest first, ``limit`` at a time: keyset pages on the id
     (stable while new entries arrive, unlike offsets)."""
     limit = max(1, min(limit, MAX_AUDIT_PAGE_SIZE))
-    query = select(audit_log).where(audit_log.c.merchant_id == merchant_id)
+    query = select(*(audit_log.c[name] for name in AuditEntry.__struct_fields__)).where(
+        audit_log.c.merchant_id == merchant_id
+    )
     if program_id is not None:
         query = query.where(audit_log.c.program_id == program_id)
     if entity is not None:
@@ -170,21 +135,7 @@ async def audit_entries(
 
     async def read(conn: AsyncConnection) -> AuditPage:
         rows = (await conn.execute(query)).all()
-        entries = [
-            AuditEntry(
-                id=row.id,
-                at=row.at,
-                actor=row.actor,
-                staff_id=row.staff_id,
-                action=row.action,
-                entity=row.entity,
-                entity_id=row.entity_id,
-                program_id=row.program_id,
-                before=row.before,
-                after=row.after,
-            )
-            for row in rows[:limit]
-        ]
+        entries = [AuditEntry(**row._mapping) for row in rows[:limit]]
         more = len(rows) > limit
         return AuditPage(entries=entries, next_before_id=entries[-1].id if more else None)
 

@@ -29,6 +29,12 @@ class Staff:
     display_name: str
 
     @property
+    def label(self) -> str:
+        """How the audit log names the staff user: "Name <email>" (text, so it survives
+        renames)."""
+        return f"{self.display_name} <{self.email}>"
+
+    @property
     def caller(self) -> Caller:
         """Staff writes share the ledger's idempotency machinery, keyed per staff user."""
         return Caller(client_id=f"staff:{self.staff_id}", merchant_id=self.merchant_id)

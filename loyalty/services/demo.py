@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loyalty.db.engine import in_transaction
@@ -20,7 +20,7 @@ from loyalty.domain.expiry import ExpiryKind
 from .context import Caller, utc_now
 from .ledger import Ledger
 from .programs import Programs
-from .staff import StaffDirectory, StaffRole, create_first_owner
+from .staff import StaffDirectory, StaffRole
 
 DEMO_MERCHANT = "Demo Bäckerei Sonnenschein"
 DEMO_PROGRAM_CODE = "sonnenpunkte"
@@ -86,7 +86,7 @@ async def seed_demo(
             )
         )
 
-    program_id = await in_transaction(engine, existing_program)
+    program_id = await in_transaction(engine, existing_program, read_only=True)
     if program_id is None:
         created = await program_service.create_program(
             caller,
@@ -126,12 +126,14 @@ async def seed_demo(
         report(2 + index, total)
 
     async def member_count(conn: AsyncConnection) -> int:
-        rows = await conn.execute(
-            select(accounts.c.id).where(
-                accounts.c.program_id == program_id, accounts.c.kind == "member"
+        return int(
+            await conn.scalar(
+                select(func.count())
+                .select_from(accounts)
+                .where(accounts.c.program_id == program_id, accounts.c.kind == "member")
             )
+            or 0
         )
-        return len(rows.all())
 
     staff_logins = await _seed_staff(engine, merchant_id)
     report(total, total)
@@ -139,44 +141,33 @@ async def seed_demo(
     return DemoSummary(
         merchant_id=merchant_id,
         program_id=program_id,
-        members=await in_transaction(engine, member_count),
+        members=await in_transaction(engine, member_count, read_only=True),
         staff_logins=staff_logins,
     )
 
 
 async def _seed_staff(engine: AsyncEngine, merchant_id: int) -> tuple[tuple[str, str, str], ...]:
     """The demo owner and program manager, each made unless their email exists."""
+    logins = ((StaffRole.OWNER, *DEMO_OWNER), (StaffRole.PROGRAM_MANAGER, *DEMO_MANAGER))
 
     async def existing_emails(conn: AsyncConnection) -> set[str]:
         rows = await conn.execute(
             select(staff_users.c.email).where(
-                staff_users.c.email.in_([DEMO_OWNER[0], DEMO_MANAGER[0]])
+                staff_users.c.email.in_([email for _, email, _, _ in logins])
             )
         )
         return set(rows.scalars())
 
     existing = await in_transaction(engine, existing_emails, read_only=True)
-    owner_email, owner_password, owner_name = DEMO_OWNER
-    if owner_email not in existing:
-        await create_first_owner(
-            engine,
-            merchant_id,
-            owner_email,
-            owner_password,
-            owner_name,
-            enforce_password_policy=False,
-        )
-    manager_email, manager_password, manager_name = DEMO_MANAGER
-    if manager_email not in existing:
-        await StaffDirectory(engine).provision_staff(
-            merchant_id,
-            email=manager_email,
-            password=manager_password,
-            role=StaffRole.PROGRAM_MANAGER,
-            display_name=manager_name,
-            enforce_password_policy=False,
-        )
-    return (
-        (str(StaffRole.OWNER), owner_email, owner_password),
-        (str(StaffRole.PROGRAM_MANAGER), manager_email, manager_password),
-    )
+    directory = StaffDirectory(engine)
+    for role, email, password, name in logins:
+        if email not in existing:
+            await directory.provision_staff(
+                merchant_id,
+                email=email,
+                password=password,
+                role=role,
+                display_name=name,
+                enforce_password_policy=False,
+            )
+    return tuple((str(role), email, password) for role, email, password, _ in logins)

@@ -36,7 +36,7 @@ from loyalty.db.engine import in_transaction
 from loyalty.db.tables import merchants, staff_sessions, staff_users
 from loyalty.domain.errors import DomainError, ErrorCode
 
-from .audit import record_change, record_system_change
+from .audit import record_change, record_entry
 from .context import Staff, utc_now
 
 
@@ -84,9 +84,23 @@ class StaffView(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     last_login_at: datetime | None
 
 
-def normalize_email(email: str) -> str:
+class StaffLogin(msgspec.Struct, frozen=True, kw_only=True):
+    """A new session: its bearer token (shown only this once), when it ends, and whose it is."""
+
+    token: str
+    expires_at: datetime
+    staff: Staff
+    #: The user as the admin API shows them, ``last_login_at`` being this login.
+    view: StaffView
+
+
+def _login_name(email: str) -> str:
     """Emails are login names: compared and stored lower-case, without surrounding blanks."""
-    normalized = email.strip().lower()
+    return email.strip().lower()
+
+
+def normalize_email(email: str) -> str:
+    normalized = _login_name(email)
     if len(normalized) > MAX_EMAIL_LENGTH or not _EMAIL.match(normalized):
         raise DomainError(ErrorCode.VALIDATION_FAILED, f"{email!r} is not an email address")
     return normalized
@@ -147,6 +161,16 @@ def _view(row: Any) -> StaffView:
         created_at=row.created_at,
         updated_at=row.updated_at,
         last_login_at=row.last_login_at,
+    )
+
+
+def _staff(row: Any) -> Staff:
+    return Staff(
+        staff_id=row.id,
+        merchant_id=row.merchant_id,
+        role=row.role,
+        email=row.email,
+        display_name=row.display_name,
     )
 
 
@@ -258,8 +282,6 @@ class StaffDirectory:
                 select(exists().where(merchants.c.id == merchant_id))
             ):
                 raise DomainError(ErrorCode.VALIDATION_FAILED, f"no merchant with id {merchant_id}")
-            if await conn.scalar(select(exists().where(staff_users.c.email == email))):
-                raise _email_taken(email)
             try:
                 staff_id = await conn.scalar(
                     staff_users.insert()
@@ -275,8 +297,10 @@ class StaffDirectory:
                     .returning(staff_users.c.id)
                 )
             except IntegrityError:
-                # A concurrent request took the email between our check and the insert.
-                raise _email_taken(email) from None
+                # Only the email can clash: the merchant exists and the role is a known one.
+                raise DomainError(
+                    ErrorCode.STAFF_EMAIL_TAKEN, f"a staff user with email {email} exists"
+                ) from None
             assert staff_id is not None
             created = StaffView(
                 staff_id=staff_id,
@@ -288,8 +312,15 @@ class StaffDirectory:
                 updated_at=None,
                 last_login_at=None,
             )
-            await self._audit(
-                conn, actor, merchant_id, "create", staff_id, now, after=_audit_state(created)
+            await record_entry(
+                conn,
+                merchant_id,
+                actor,
+                action="create",
+                entity=AUDIT_ENTITY,
+                entity_id=staff_id,
+                at=now,
+                after=_audit_state(created),
             )
             return created
 
@@ -380,13 +411,13 @@ class StaffDirectory:
             )
             if before.active and not after.active:
                 await _revoke_sessions(conn, staff_id, now)
-            await self._audit(
+            await record_change(
                 conn,
                 owner,
-                owner.merchant_id,
-                "update",
-                staff_id,
-                now,
+                action="update",
+                entity=AUDIT_ENTITY,
+                entity_id=staff_id,
+                at=now,
                 before=_audit_state(before),
                 after=_audit_state(after),
             )
@@ -400,7 +431,7 @@ class StaffDirectory:
         *,
         current_password: str,
         new_password: str,
-        keep_session_token: str | None = None,
+        keep_session_token: str,
     ) -> None:
         """A staff user's own password, proven by the current one. Their other sessions end
         (a stolen token stops working); ``keep_session_token``'s session, the one asking, stays.
@@ -436,8 +467,9 @@ class StaffDirectory:
                 raise DomainError(
                     ErrorCode.INVALID_CREDENTIALS, "the current password is not correct"
                 )
-            keep = None if keep_session_token is None else token_digest(keep_session_token)
-            await _revoke_sessions(conn, staff.staff_id, now, keep_digest=keep)
+            await _revoke_sessions(
+                conn, staff.staff_id, now, keep_digest=token_digest(keep_session_token)
+            )
             await record_change(
                 conn,
                 staff,
@@ -451,24 +483,17 @@ class StaffDirectory:
 
     # --- sessions ----------------------------------------------------------------------------
 
-    async def login(self, email: str, password: str) -> tuple[str, Staff, datetime]:
-        """A new session: (bearer token, who, when it expires). An unknown email, a wrong
-        password and a deactivated user are refused alike, with the same message and (by
-        verifying a dummy hash for unknown emails) about the same time."""
-        login_name = email.strip().lower()
+    async def login(self, email: str, password: str) -> StaffLogin:
+        """A new session. An unknown email, a wrong password and a deactivated user are refused
+        alike, with the same message and (by verifying a dummy hash for unknown emails) about
+        the same time."""
 
         async def read(conn: AsyncConnection) -> Any:
             return (
                 await conn.execute(
                     select(
-                        staff_users.c.id,
-                        staff_users.c.merchant_id,
-                        staff_users.c.email,
-                        staff_users.c.display_name,
-                        staff_users.c.role,
-                        staff_users.c.active,
-                        staff_users.c.password_hash,
-                    ).where(staff_users.c.email == login_name)
+                        *_STAFF_COLUMNS, staff_users.c.merchant_id, staff_users.c.password_hash
+                    ).where(staff_users.c.email == _login_name(email))
                 )
             ).one_or_none()
 
@@ -480,23 +505,24 @@ class StaffDirectory:
         verified = await self._verify(stored_hash, password)
         if row is None or not verified or not row.active:
             raise DomainError(ErrorCode.INVALID_CREDENTIALS, _BAD_CREDENTIALS)
-        rehashed = await self._hash(password) if self._needs_rehash(stored_hash) else None
+        # A verified hash is a valid one: asking whether it needs a rehash cannot fail.
+        needs_rehash = self._hasher.check_needs_rehash(stored_hash)
+        new_hash = await self._hash(password) if needs_rehash else stored_hash
         token = secrets.token_urlsafe(TOKEN_BYTES)
 
         async def work(conn: AsyncConnection) -> datetime:
             now = self._clock()
-            expires_at = now + SESSION_LIFETIME
-            # Deactivated, or the password changed, since we read the row: no session.
-            still_valid = await conn.scalar(
-                select(
-                    exists().where(
-                        staff_users.c.id == row.id,
-                        staff_users.c.active.is_(True),
-                        staff_users.c.password_hash == stored_hash,
-                    )
+            changed = await conn.execute(
+                staff_users.update()
+                .where(
+                    staff_users.c.id == row.id,
+                    # Deactivated, or the password changed, since we read the row: no session.
+                    staff_users.c.active.is_(True),
+                    staff_users.c.password_hash == stored_hash,
                 )
+                .values(last_login_at=now, password_hash=new_hash)
             )
-            if not still_valid:
+            if changed.rowcount != 1:
                 raise DomainError(ErrorCode.INVALID_CREDENTIALS, _BAD_CREDENTIALS)
             # Ended sessions are of no further use; clearing them at login bounds the table.
             await conn.execute(
@@ -509,26 +535,18 @@ class StaffDirectory:
                     token_hash=token_digest(token),
                     staff_id=row.id,
                     created_at=now,
-                    expires_at=expires_at,
+                    expires_at=now + SESSION_LIFETIME,
                 )
             )
-            changes: dict[str, Any] = {"last_login_at": now}
-            if rehashed is not None:
-                changes["password_hash"] = rehashed
-            await conn.execute(
-                staff_users.update().where(staff_users.c.id == row.id).values(**changes)
-            )
-            return expires_at
+            return now
 
-        expires_at = await in_transaction(self._engine, work)
-        staff = Staff(
-            staff_id=row.id,
-            merchant_id=row.merchant_id,
-            role=row.role,
-            email=row.email,
-            display_name=row.display_name,
+        now = await in_transaction(self._engine, work)
+        return StaffLogin(
+            token=token,
+            expires_at=now + SESSION_LIFETIME,
+            staff=_staff(row),
+            view=msgspec.structs.replace(_view(row), last_login_at=now),
         )
-        return token, staff, expires_at
 
     async def logout(self, token: str) -> None:
         """End the token's session (nothing happens for a token that is no session)."""
@@ -552,40 +570,32 @@ class StaffDirectory:
         on every call)."""
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise DomainError(ErrorCode.UNAUTHORIZED, _BAD_SESSION)
+        now = self._clock()
 
         async def read(conn: AsyncConnection) -> Any:
             return (
                 await conn.execute(
                     select(
-                        staff_sessions.c.expires_at,
-                        staff_sessions.c.revoked_at,
                         staff_users.c.id,
                         staff_users.c.merchant_id,
                         staff_users.c.email,
                         staff_users.c.display_name,
                         staff_users.c.role,
-                        staff_users.c.active,
                     )
                     .join(staff_users, staff_users.c.id == staff_sessions.c.staff_id)
-                    .where(staff_sessions.c.token_hash == token_digest(token))
+                    .where(
+                        staff_sessions.c.token_hash == token_digest(token),
+                        staff_sessions.c.revoked_at.is_(None),
+                        staff_sessions.c.expires_at > now,
+                        staff_users.c.active.is_(True),
+                    )
                 )
             ).one_or_none()
 
         row = await in_transaction(self._engine, read, read_only=True)
-        if (
-            row is None
-            or row.revoked_at is not None
-            or row.expires_at <= self._clock()
-            or not row.active
-        ):
+        if row is None:
             raise DomainError(ErrorCode.UNAUTHORIZED, _BAD_SESSION)
-        return Staff(
-            staff_id=row.id,
-            merchant_id=row.merchant_id,
-            role=row.role,
-            email=row.email,
-            display_name=row.display_name,
-        )
+        return _staff(row)
 
     # --- passwords ---------------------------------------------------------------------------
 
@@ -601,74 +611,11 @@ class StaffDirectory:
 
         return await asyncio.to_thread(verify)
 
-    def _needs_rehash(self, password_hash: str) -> bool:
-        try:
-            return self._hasher.check_needs_rehash(password_hash)
-        except InvalidHashError:
-            return True
-
     async def _dummy(self) -> str:
         """A hash with the live parameters, for unknown emails to be verified against."""
         if self._dummy_hash is None:
             self._dummy_hash = await self._hash(secrets.token_urlsafe(TOKEN_BYTES))
         return self._dummy_hash
-
-    async def _audit(
-        self,
-        conn: AsyncConnection,
-        actor: Staff | None,
-        merchant_id: int,
-        action: str,
-        staff_id: int,
-        at: datetime,
-        *,
-        before: Any = None,
-        after: Any = None,
-    ) -> None:
-        if actor is None:
-            await record_system_change(
-                conn,
-                merchant_id,
-                action=action,
-                entity=AUDIT_ENTITY,
-                entity_id=staff_id,
-                at=at,
-                before=before,
-                after=after,
-            )
-        else:
-            await record_change(
-                conn,
-                actor,
-                action=action,
-                entity=AUDIT_ENTITY,
-                entity_id=staff_id,
-                at=at,
-                before=before,
-                after=after,
-            )
-
-
-async def create_first_owner(
-    engine: AsyncEngine,
-    merchant_id: int,
-    email: str,
-    password: str,
-    display_name: str,
-    *,
-    clock: Callable[[], datetime] = utc_now,
-    enforce_password_policy: bool = True,
-) -> StaffView:
-    """The bootstrap of a merchant's staff: an owner made by the system, since no staff user
-    exists yet who could make one (the demo seed; ``loyalty staff create --role owner``)."""
-    return await StaffDirectory(engine, clock=clock).provision_staff(
-        merchant_id,
-        email=email,
-        password=password,
-        role=StaffRole.OWNER,
-        display_name=display_name,
-        enforce_password_policy=enforce_password_policy,
-    )
 
 
 def _is_active_owner(view: StaffView) -> bool:
@@ -705,10 +652,6 @@ async def _revoke_sessions(
     if keep_digest is not None:
         query = query.where(staff_sessions.c.token_hash != keep_digest)
     await conn.execute(query.values(revoked_at=now))
-
-
-def _email_taken(email: str) -> DomainError:
-    return DomainError(ErrorCode.STAFF_EMAIL_TAKEN, f"a staff user with email {email} exists")
 
 
 def _not_found(staff_id: int) -> DomainError:

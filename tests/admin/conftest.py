@@ -3,7 +3,7 @@
 - ``admin`` (SQLite) and ``any_admin`` (SQLite and PostgreSQL, through ``db_url``): an
   :class:`AdminStack`, the running app with two merchants (``stack.shop``, ``stack.rival``) and
   helpers to make staff users (``add_staff``) and log them in (``login``, ``session``).
-- ``clock``: the app's :class:`MutableClock`.
+- ``clock``: the app's :class:`MutableClock` (the fixture of tests/app/conftest.py).
 
 Argon2 with its real parameters costs a third of a second per hash or login on a CI machine, so
 the app here runs with cheap Argon2id parameters (``FAST_HASHER``). ``test_passwords.py`` and
@@ -27,14 +27,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin.api import ADMIN_API_PREFIX
+from loyalty.app.problems import PROBLEM_JSON
 from loyalty.db.tables import audit_log, staff_sessions, staff_users
 from loyalty.services.staff import StaffDirectory, StaffView
 from tests.app.conftest import MutableClock, Stack, open_stack
+from tests.app.conftest import clock as clock  # the app's clock fixture, here too
 
 #: Argon2id still, with the smallest parameters argon2-cffi accepts.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 PASSWORD = "Sonnenblumen-Brot-42"
-PROBLEM_JSON = "application/problem+json"
 _EMAILS = itertools.count(1)
 
 
@@ -57,7 +58,6 @@ class StaffSession:
     staff_id: int
     merchant_id: int
     email: str
-    role: str
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
@@ -66,8 +66,6 @@ class StaffSession:
         return self.client.get(ADMIN_API_PREFIX + path, params=params, headers=self.headers())
 
     def post(self, path: str, body: Any = None) -> httpx.Response:
-        if body is None:
-            return self.client.post(ADMIN_API_PREFIX + path, headers=self.headers())
         return self.client.post(ADMIN_API_PREFIX + path, json=body, headers=self.headers())
 
     def put(self, path: str, body: Any) -> httpx.Response:
@@ -133,28 +131,18 @@ class AdminStack:
         response = self.login_response(email, password)
         assert response.status_code == 200, response.text
         body = response.json()
+        staff_id = body["staff"]["staff_id"]
         return StaffSession(
             client=self.client,
             token=body["token"],
-            staff_id=body["staff"]["staff_id"],
-            merchant_id=self._merchant_of(body["staff"]["staff_id"]),
+            staff_id=staff_id,
+            merchant_id=self.staff_row(staff_id)["merchant_id"],
             email=body["staff"]["email"],
-            role=body["staff"]["role"],
         )
 
     def session(self, role: str, *, merchant_id: int | None = None) -> StaffSession:
         """A new staff user of ``role`` (of the shop unless told), logged in."""
         return self.login(self.add_staff(role, merchant_id=merchant_id).email)
-
-    def _merchant_of(self, staff_id: int) -> int:
-        async def read(conn: AsyncConnection) -> int:
-            merchant_id = await conn.scalar(
-                select(staff_users.c.merchant_id).where(staff_users.c.id == staff_id)
-            )
-            assert merchant_id is not None
-            return int(merchant_id)
-
-        return self.stack.read_db(read)
 
     def audit_rows(self) -> list[dict[str, Any]]:
         async def read(conn: AsyncConnection) -> list[dict[str, Any]]:
@@ -190,11 +178,6 @@ def _open_admin(exits: ExitStack, url: str, clock: MutableClock) -> AdminStack:
     # The guard and the handlers find the directory on app.state; this one hashes cheaply.
     stack.app.state.staff_directory = directory
     return AdminStack(stack=stack, directory=directory)
-
-
-@pytest.fixture
-def clock() -> MutableClock:
-    return MutableClock()
 
 
 @pytest.fixture

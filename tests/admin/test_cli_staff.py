@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+import json
 
 import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
+from sqlalchemy import select
 
 from admin.api import ADMIN_API_PREFIX
 from loyalty.app.cli import STAFF_ROLES, main
 from loyalty.app.factory import create_app
 from loyalty.app.settings import Settings, parse_api_keys
+from loyalty.db.engine import create_engine
+from loyalty.db.tables import audit_log, staff_users
 from loyalty.services.demo import DEMO_MANAGER, DEMO_OWNER
 from loyalty.services.staff import StaffRole
 from tests.app.conftest import _insert_merchants
@@ -67,17 +69,24 @@ def test_staff_create_insists_on_matching_entries(env: dict[str, str]) -> None:
     assert "do not match" in output
 
 
-def test_staff_create_reads_the_password_from_stdin(env: dict[str, str], sqlite_url: str) -> None:
+async def _stored_hash_and_audit(url: str) -> tuple[str, str, str]:
+    """The one staff user's password hash, and the one audit entry's actor and ``after``."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            stored = (await conn.execute(select(staff_users.c.password_hash))).scalar_one()
+            entry = (await conn.execute(select(audit_log.c.actor, audit_log.c.after))).one()
+    finally:
+        await engine.dispose()
+    return stored, entry.actor, json.dumps(entry.after)
+
+
+def test_staff_create_reads_the_password_from_stdin(env: dict[str, str]) -> None:
     code, output = _create(env, "--password-stdin", "--role", "support", input=f"{PASSWORD}\n")
     assert code == 0, output
     assert "(support)" in output
-    if env["LOYALTY_DATABASE_URL"] != sqlite_url:
-        return
-    path = Path(sqlite_url.removeprefix("sqlite+aiosqlite:///"))
-    with sqlite3.connect(path) as conn:
-        (stored,) = conn.execute("SELECT password_hash FROM staff_users").fetchone()
-        (actor, after) = conn.execute("SELECT actor, after FROM audit_log").fetchone()
-    conn.close()
+    url = env["LOYALTY_DATABASE_URL"]
+    stored, actor, after = run_async(lambda: _stored_hash_and_audit(url))
     assert stored.startswith("$argon2id$")
     assert actor == "system"
     assert "argon2" not in after

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from loyalty.db.engine import create_engine
-from loyalty.db.tables import audit_log, merchants, staff_users
+from loyalty.db.tables import audit_log, merchants, staff_sessions, staff_users
 from loyalty.domain.errors import DomainError, ErrorCode
-from loyalty.services.staff import StaffDirectory, StaffRole, create_first_owner
+from loyalty.services.staff import SESSION_LIFETIME, StaffDirectory, StaffRole
 from tests.admin.conftest import FAST_HASHER, PASSWORD
 from tests.app.conftest import MutableClock
 
@@ -56,8 +56,10 @@ async def _stored_hash(engine: AsyncEngine, email: str) -> str:
     return value
 
 
-async def test_create_first_owner_hashes_with_argon2id_defaults(engine: AsyncEngine) -> None:
-    owner = await create_first_owner(engine, 1, "Olga@Example.com", PASSWORD, "Olga Owner")
+async def test_provisioning_hashes_with_argon2id_defaults(engine: AsyncEngine) -> None:
+    owner = await StaffDirectory(engine).provision_staff(
+        1, email="Olga@Example.com", password=PASSWORD, role="owner", display_name="Olga Owner"
+    )
     assert owner.role == "owner"
     assert owner.email == "olga@example.com"
     stored = await _stored_hash(engine, "olga@example.com")
@@ -129,7 +131,8 @@ async def test_sessions_expire_by_the_directory_clock(engine: AsyncEngine) -> No
     await directory.provision_staff(
         1, email="max@example.com", password=PASSWORD, role="cashier", display_name="Max"
     )
-    token, staff, expires_at = await directory.login("max@example.com", PASSWORD)
+    login = await directory.login("max@example.com", PASSWORD)
+    token, staff, expires_at = login.token, login.staff, login.expires_at
     assert expires_at == START + timedelta(hours=12)
     assert (await directory.authenticate(token)) == staff
     clock.advance(hours=12)
@@ -140,6 +143,9 @@ async def test_sessions_expire_by_the_directory_clock(engine: AsyncEngine) -> No
     await directory.login("max@example.com", PASSWORD)
     with pytest.raises(DomainError):
         await directory.authenticate(token)
+    async with engine.connect() as conn:
+        sessions = (await conn.execute(select(staff_sessions.c.expires_at))).scalars().all()
+    assert sessions == [clock.now + SESSION_LIFETIME]
 
 
 async def test_service_refuses_staff_management_by_non_owners(engine: AsyncEngine) -> None:
@@ -147,7 +153,7 @@ async def test_service_refuses_staff_management_by_non_owners(engine: AsyncEngin
     await directory.provision_staff(
         1, email="pm@example.com", password=PASSWORD, role="program_manager", display_name="P"
     )
-    _, manager, _ = await directory.login("pm@example.com", PASSWORD)
+    manager = (await directory.login("pm@example.com", PASSWORD)).staff
     with pytest.raises(DomainError) as refused:
         await directory.create_staff(
             manager, email="x@example.com", password=PASSWORD, role="owner", display_name="X"
@@ -180,8 +186,8 @@ async def test_two_owners_cannot_both_step_down_at_once(engine: AsyncEngine) -> 
         await directory.provision_staff(
             1, email=email, password=PASSWORD, role=StaffRole.OWNER, display_name=email
         )
-    _, first, _ = await directory.login("a@example.com", PASSWORD)
-    _, second, _ = await directory.login("b@example.com", PASSWORD)
+    first = (await directory.login("a@example.com", PASSWORD)).staff
+    second = (await directory.login("b@example.com", PASSWORD)).staff
 
     outcomes = await asyncio.gather(
         directory.update_staff(first, first.staff_id, role="support"),

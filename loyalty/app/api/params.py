@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, TypeVar
 
 import msgspec
@@ -50,16 +51,22 @@ _PROBLEM_DESCRIPTIONS = {
 }
 
 
-def _problems(*statuses: int) -> dict[int, ResponseSpec]:
+def problem_responses(descriptions: Mapping[int, str]) -> dict[int, ResponseSpec]:
+    """The problem+json answers of an operation, for its ``responses``: status -> what it means
+    there. The admin API builds its own tables with it."""
     return {
         status: ResponseSpec(
             data_container=Problem,
-            description=_PROBLEM_DESCRIPTIONS[status],
+            description=description,
             media_type=PROBLEM_JSON,
             generate_examples=False,
         )
-        for status in statuses
+        for status, description in descriptions.items()
     }
+
+
+def _problems(*statuses: int) -> dict[int, ResponseSpec]:
+    return problem_responses({status: _PROBLEM_DESCRIPTIONS[status] for status in statuses})
 
 
 #: The problem+json answers a write can give (docs/LEDGER.md lists every code).
