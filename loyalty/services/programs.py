@@ -330,7 +330,7 @@ def _check_settings(settings: ProgramSettings) -> None:
 
 def _actor(caller: Caller, staff: Staff | None) -> str:
     if staff is not None:
-        return f"{staff.display_name} <{staff.email}>"
+        return staff.label
     return f"api:{caller.client_id}"
 
 

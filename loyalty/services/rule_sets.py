@@ -166,7 +166,7 @@ class RuleSets:
                     document=document,
                     based_on=origin,
                     created_at=now,
-                    created_by=_actor(staff),
+                    created_by=staff.label,
                 )
             )
             view = _view(await _row(conn, staff, program_id, version))
@@ -291,7 +291,7 @@ class RuleSets:
                     ),
                     effective_from=max(start, now),
                     published_at=now,
-                    published_by=_actor(staff),
+                    published_by=staff.label,
                 )
             )
             view = _view(await _row(conn, staff, program_id, version))
@@ -550,10 +550,6 @@ def _summary(row: Any) -> RuleSetSummary:
         published_at=row.published_at,
         published_by=row.published_by,
     )
-
-
-def _actor(staff: Staff) -> str:
-    return f"{staff.display_name} <{staff.email}>"
 
 
 async def insert_starter_rules(

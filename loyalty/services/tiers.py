@@ -134,9 +134,7 @@ class Tiers:
             found = await find_rules_in_force(conn, program_id, now)
             policy = _tiers_of(found)
             assert found is not None
-            ctx = TierContext.of(
-                account, found, f"{staff.display_name} <{staff.email}>: {reason.strip()}"
-            )
+            ctx = TierContext.of(account, found, f"{staff.label}: {reason.strip()}")
             state = await ensure_state(conn, ctx, now)
             state, _ = await apply_due(conn, ctx, state, now)
             before = _state_json(state)

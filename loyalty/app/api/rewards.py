@@ -8,11 +8,9 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import Meta
 
-from loyalty.app.problems import PROBLEM_JSON, Problem
 from loyalty.domain.basket import MAX_LINES
 from loyalty.services.context import Caller
 from loyalty.services.quotes import EXAMPLE_BASKET, BasketDocument, BasketLineDocument
@@ -26,7 +24,15 @@ from loyalty.services.rewards import (
     RewardView,
 )
 
-from .params import READ_PROBLEMS, WRITE_PROBLEMS, IdempotencyKey, MemberId, ProgramId, answer
+from .params import (
+    READ_PROBLEMS,
+    WRITE_PROBLEMS,
+    IdempotencyKey,
+    MemberId,
+    ProgramId,
+    answer,
+    problem_responses,
+)
 from .schemas import INT64_MAX, Points, Reference
 
 RewardCode = Annotated[
@@ -37,12 +43,7 @@ RedemptionId = Annotated[int, PathParameter(gt=0, le=INT64_MAX, description="Red
 #: A redemption may also be refused because the member's tier may not redeem the reward.
 REDEEM_PROBLEMS = {
     **WRITE_PROBLEMS,
-    403: ResponseSpec(
-        data_container=Problem,
-        description="The reward is reserved for other tiers (reward_tier_restricted)",
-        media_type=PROBLEM_JSON,
-        generate_examples=False,
-    ),
+    **problem_responses({403: "The reward is reserved for other tiers (reward_tier_restricted)"}),
 }
 
 
