@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -297,7 +298,8 @@ audit_log = Table(
     Column("merchant_id", BigInteger, ForeignKey("merchants.id"), nullable=False),
     Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=True),
     Column("staff_id", BigInteger, ForeignKey("staff_users.id"), nullable=True),
-    Column("actor", String(200), nullable=False),
+    # A staff label ("name <email>") is up to 523 characters; no arbitrary bound here.
+    Column("actor", Text, nullable=False),
     Column("action", String(64), nullable=False),
     Column("entity", String(64), nullable=False),
     Column("entity_id", String(64), nullable=False),
@@ -320,10 +322,10 @@ rule_sets = Table(
     Column("effective_from", DateTimeUTC, nullable=True),
     Column("based_on", Integer, nullable=True),
     _created_at(),
-    Column("created_by", String(200), nullable=False),
+    Column("created_by", Text, nullable=False),
     Column("updated_at", DateTimeUTC, nullable=True),
     Column("published_at", DateTimeUTC, nullable=True),
-    Column("published_by", String(200), nullable=True),
+    Column("published_by", Text, nullable=True),
     UniqueConstraint("program_id", "version", name="uq_rule_sets_program_version"),
     CheckConstraint("status IN ('draft', 'published')", name="status_known"),
     CheckConstraint(
@@ -361,7 +363,8 @@ tier_changes = Table(
     Column("at", DateTimeUTC, nullable=False),
     Column("qualifying_total", BigInteger, nullable=True),
     Column("rule_set_id", BigInteger, ForeignKey("rule_sets.id"), nullable=True),
-    Column("actor", String(200), nullable=True),
+    #: The staff label and the reason of a manual change, or the job that made it.
+    Column("actor", Text, nullable=True),
 )
 Index("ix_tier_changes_account", tier_changes.c.account_id, tier_changes.c.id)
 

@@ -13,17 +13,25 @@ OWNER_PASSWORD = "a long and secret passphrase"
 
 
 class Manager:
-    def __init__(self, stack: Stack, role: str = "owner") -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        role: str = "owner",
+        *,
+        email: str = OWNER_EMAIL,
+        display_name: str = "Chefin",
+    ) -> None:
         self.client = stack.client
+        self.email = email
         directory = stack.app.state.staff_directory
         stack.run(
             partial(
                 directory.provision_staff,
                 stack.shop.merchant_id,
-                email=OWNER_EMAIL,
+                email=email,
                 password=OWNER_PASSWORD,
                 role=role,
-                display_name="Chefin",
+                display_name=display_name,
             )
         )
         self.login()
@@ -31,7 +39,7 @@ class Manager:
     def login(self) -> None:
         """Sessions last 12 hours: the test logs in again after moving the clock."""
         login = self.client.post(
-            f"{ADMIN}/login", json={"email": OWNER_EMAIL, "password": OWNER_PASSWORD}
+            f"{ADMIN}/login", json={"email": self.email, "password": OWNER_PASSWORD}
         )
         assert login.status_code == 200, login.text
         self.headers = {"Authorization": f"Bearer {login.json()['token']}"}

@@ -277,3 +277,32 @@ def test_period_caps_count_what_the_member_earned_before(
     assert [order("1"), order("2")] == [100, 50]
     stack.clock.now = stack.clock.now.replace(day=16)
     assert order("3") == 50
+
+
+def test_the_longest_staff_names_fit_every_actor_column(any_stack: Stack) -> None:
+    """Names and emails at their limits (200 and 320 characters) and a 500-character reason are
+    recorded in full: audit log, rule-set authors and tier changes (PostgreSQL checks lengths)."""
+    stack = any_stack
+    email = "a" * 300 + "@shop.example"  # 313 characters
+    manager = Manager(stack, email=email, display_name="N" * 200)
+    program_id = manager.call(
+        "POST", "/programs", {"code": "long", "name": "Lang", "currency": "EUR"}, 201
+    )["program_id"]
+    version = manager.call("POST", f"/programs/{program_id}/rule-sets", {}, 201)["version"]
+    manager.call(
+        "PUT",
+        f"/programs/{program_id}/rule-sets/{version}/tiers",
+        {"levels": [_level("base", 0), _level("gold", 100)]},
+    )
+    published = manager.call("POST", f"/programs/{program_id}/rule-sets/{version}/publish", {})
+    label = f"{'N' * 200} <{email}>"
+    assert (published["created_by"], published["published_by"]) == (label, label)
+    member = stack.shop.ok(f"/programs/{program_id}/members", {"display_name": "Ida"})["member_id"]
+    reason = "r" * 500
+    status = manager.call(
+        "PUT",
+        f"/programs/{program_id}/members/{member}/tier",
+        {"tier": "gold", "until": "2025-12-31T00:00:00Z", "reason": reason},
+    )
+    assert status["history"][0]["actor"] == f"{label}: {reason}"
+    assert manager.call("GET", "/audit-log")["entries"][0]["actor"] == label
