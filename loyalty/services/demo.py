@@ -8,6 +8,8 @@ are made).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import msgspec
 from sqlalchemy import func, select
@@ -15,16 +17,33 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loyalty.db.engine import in_transaction
 from loyalty.db.tables import accounts, merchants, programs, staff_users
+from loyalty.domain.earning import PromotionKind, RuleKind
 from loyalty.domain.expiry import ExpiryKind
+from loyalty.domain.rewards import RewardKind
 
-from .context import Caller, utc_now
+from .context import Caller, Staff, utc_now
 from .ledger import Ledger
+from .orders import Orders
 from .programs import Programs
+from .quotes import BasketDocument, BasketLineDocument
+from .rewards import Rewards
+from .rule_documents import (
+    STARTER_RULES,
+    EarningRuleDocument,
+    LocalizedText,
+    PromotionDocument,
+    RewardDefinition,
+    RuleSetDocument,
+    ScopeDocument,
+    TierLevelDocument,
+    TierPolicyDocument,
+)
+from .rule_sets import RuleSets
 from .staff import StaffDirectory, StaffRole
 
 DEMO_MERCHANT = "Demo Bäckerei Sonnenschein"
 DEMO_PROGRAM_CODE = "sonnenpunkte"
-#: (display name, email, points earned in visits, points redeemed)
+#: (display name, email, euros spent per visit, points redeemed)
 DEMO_MEMBERS = (
     ("Anna Berger", "anna.berger@example.org", (120, 80, 45), 100),
     ("Lukas Hofer", "lukas.hofer@example.org", (300, 150), 0),
@@ -100,19 +119,26 @@ async def seed_demo(
         program_id = created.result.program_id
     report(2, total)
 
+    staff_logins = await _seed_staff(engine, merchant_id)
+    owner = await _owner(engine, merchant_id)
+    await _seed_rules(engine, program_id, owner)
+    await _seed_rewards(ledger, program_id, owner)
+    orders = Orders(ledger)
+
     for index, (name, email, visits, redeemed) in enumerate(DEMO_MEMBERS, start=1):
         enrolled = await program_service.enroll(
             caller, f"demo-member-{index}", program_id=program_id, display_name=name, email=email
         )
         member_id = enrolled.result.member_id
-        for visit, points in enumerate(visits, start=1):
-            await ledger.earn(
+        for visit, euros in enumerate(visits, start=1):
+            reference = f"DEMO-{index:02d}-{visit:03d}"
+            await orders.record(
                 caller,
-                f"demo-member-{index}-visit-{visit}",
+                f"demo-member-{index}-order-{visit}",
                 program_id=program_id,
                 member_id=member_id,
-                points=points,
-                reference=f"DEMO-{index:02d}-{visit:03d}",
+                reference=reference,
+                basket=_demo_basket(euros),
             )
         if redeemed:
             await ledger.redeem(
@@ -135,7 +161,6 @@ async def seed_demo(
             or 0
         )
 
-    staff_logins = await _seed_staff(engine, merchant_id)
     report(total, total)
 
     return DemoSummary(
@@ -171,3 +196,127 @@ async def _seed_staff(engine: AsyncEngine, merchant_id: int) -> tuple[tuple[str,
                 enforce_password_policy=False,
             )
     return tuple((str(role), email, password) for role, email, password, _ in logins)
+
+
+async def _owner(engine: AsyncEngine, merchant_id: int) -> Staff:
+    async def read(conn: AsyncConnection) -> Staff:
+        row = (
+            await conn.execute(
+                select(staff_users).where(
+                    staff_users.c.merchant_id == merchant_id, staff_users.c.email == DEMO_OWNER[0]
+                )
+            )
+        ).one()
+        return Staff(row.id, row.merchant_id, row.role, row.email, row.display_name)
+
+    return await in_transaction(engine, read, read_only=True)
+
+
+def demo_rules(now: datetime) -> RuleSetDocument:
+    """Bronze, silver and gold over the calendar year, organic bread counting double and
+    double points on Saturdays for the rest of the year."""
+    name = LocalizedText
+    year_end = datetime(now.year + 1, 1, 1, tzinfo=UTC)
+    return RuleSetDocument(
+        earning_rules=[
+            *STARTER_RULES.earning_rules,
+            EarningRuleDocument(
+                code="bio-double",
+                kind=RuleKind.MULTIPLIER,
+                name=name(de="Bio zählt doppelt", en="Organic counts double"),
+                multiplier=Decimal(2),
+                scope=ScopeDocument(categories=["bio"]),
+            ),
+        ],
+        promotions=[
+            PromotionDocument(
+                code="saturday-double",
+                kind=PromotionKind.MULTIPLIER,
+                name=name(de="Samstag doppelt", en="Double points on Saturdays"),
+                starts_at=now,
+                ends_at=year_end,
+                multiplier=Decimal(2),
+                weekdays=[6],
+            )
+        ],
+        tiers=TierPolicyDocument(
+            levels=[
+                TierLevelDocument(code="bronze", name=name(de="Bronze", en="Bronze"), threshold=0),
+                TierLevelDocument(
+                    code="silver",
+                    name=name(de="Silber", en="Silver"),
+                    threshold=300,
+                    multiplier=Decimal("1.25"),
+                ),
+                TierLevelDocument(
+                    code="gold",
+                    name=name(de="Gold", en="Gold"),
+                    threshold=800,
+                    multiplier=Decimal("1.5"),
+                    perks=name(de="Kaffee am Geburtstag", en="A coffee on your birthday"),
+                ),
+            ]
+        ),
+    )
+
+
+async def _seed_rules(engine: AsyncEngine, program_id: int, owner: Staff) -> None:
+    """Version 2 with tiers and a promotion, published at once (unless a later one exists)."""
+    rule_sets = RuleSets(engine)
+    if any(v.version > 1 for v in await rule_sets.list_versions(owner, program_id)):
+        return
+    draft = await rule_sets.create_draft(owner, program_id)
+    await rule_sets.replace_draft(owner, program_id, draft.version, demo_rules(utc_now()))
+    await rule_sets.publish(owner, program_id, draft.version)
+
+
+DEMO_REWARDS = (
+    RewardDefinition(
+        code="kaffee",
+        kind=RewardKind.FREE_ITEM,
+        name=LocalizedText(de="Kaffee gratis", en="Free coffee"),
+        points_cost=150,
+        sku="KAFFEE",
+    ),
+    RewardDefinition(
+        code="fuenf-euro",
+        kind=RewardKind.AMOUNT_OFF,
+        name=LocalizedText(de="5 € Rabatt", en="5 € off"),
+        points_cost=400,
+        amount_off=500,
+    ),
+    RewardDefinition(
+        code="punkte-als-geld",
+        kind=RewardKind.POINTS_AS_MONEY,
+        name=LocalizedText(de="Punkte einlösen", en="Pay with points"),
+        points_per_step=100,
+        money_per_step=100,
+    ),
+)
+
+
+async def _seed_rewards(ledger: Ledger, program_id: int, owner: Staff) -> None:
+    rewards = Rewards(ledger)
+    existing = {
+        view.code
+        for view in await rewards.list_rewards(owner.caller, program_id, include_inactive=True)
+    }
+    for definition in DEMO_REWARDS:
+        if definition.code not in existing:
+            await rewards.create_reward(owner, program_id, definition)
+
+
+def _demo_basket(euros: int) -> BasketDocument:
+    """A bakery order of ``euros``: bread, with organic bread in every other one."""
+    return BasketDocument(
+        currency="EUR",
+        lines=[
+            BasketLineDocument(
+                line_id="1",
+                sku="BROT-BIO" if euros % 2 else "BROT",
+                category="bio" if euros % 2 else "bread",
+                quantity=1,
+                unit_price=euros * 100,
+            )
+        ],
+    )
