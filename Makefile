@@ -17,10 +17,11 @@ help:
 	@echo "make format  ruff format and ruff check --fix"
 	@echo "make clean   remove .venv, var/ and caches"
 
-# The virtualenv is (re)installed whenever pyproject.toml is newer than the stamp file.
+# The virtualenv is (re)installed whenever pyproject.toml, or the set of top-level packages
+# (an editable install maps only the packages it saw), is newer than the stamp file.
 .venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard */__init__.py)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e '.[dev]'
