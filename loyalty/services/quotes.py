@@ -205,7 +205,7 @@ async def member_context(
             )
             .group_by(promotion_awards.c.promotion_code)
         )
-        uses = {code: int(count) for code, count in rows.tuples()}
+        uses = {code: int(count) for code, count in rows}
     budgeted = sorted(p.code for p in rules.promotions if p.budget_points is not None)
     used: dict[str, int] = {}
     if budgeted:
@@ -235,7 +235,7 @@ async def _budget_counters(
     )
     if lock:
         query = query.order_by(promotion_counters.c.promotion_code).with_for_update()
-    return {code: int(points) for code, points in (await conn.execute(query)).tuples()}
+    return {code: int(points) for code, points in (await conn.execute(query))}
 
 
 async def count_promotions(

@@ -20,7 +20,8 @@ def _eur(cents: int, line_id: str, sku: str = "WARE", **extra: Any) -> dict[str,
     return {"line_id": line_id, "sku": sku, "quantity": 1, "unit_price": cents, **extra}
 
 
-def test_a_program_from_setup_to_period_end(stack: Stack) -> None:
+def test_a_program_from_setup_to_period_end(any_stack: Stack) -> None:
+    stack = any_stack
     shop, clock = stack.shop, stack.clock
     manager = Manager(stack)
 

@@ -306,3 +306,34 @@ def test_the_longest_staff_names_fit_every_actor_column(any_stack: Stack) -> Non
     )
     assert status["history"][0]["actor"] == f"{label}: {reason}"
     assert manager.call("GET", "/audit-log")["entries"][0]["actor"] == label
+
+
+def test_a_promotion_budget_is_shared_by_all_members(any_stack: Stack) -> None:
+    """A budget of 150 points: the first member's order takes 100 of it, the second member's
+    the remaining 50, a third nothing (the budget counter row is locked per order)."""
+    stack = any_stack
+    manager = Manager(stack)
+    program_id = manager.call(
+        "POST", "/programs", {"code": "budget", "name": "Budget", "currency": "EUR"}, 201
+    )["program_id"]
+    version = manager.call("POST", f"/programs/{program_id}/rule-sets", {}, 201)["version"]
+    manager.call(
+        "PUT",
+        f"/programs/{program_id}/rule-sets/{version}/promotions/promo",
+        _promotion(starts_at="2025-01-01T00:00:00Z", budget_points=150, per_member_limit=5),
+    )
+    manager.call("POST", f"/programs/{program_id}/rule-sets/{version}/publish", {})
+    basket = {
+        "currency": "EUR",
+        "lines": [{"line_id": "1", "sku": "A", "quantity": 1, "unit_price": 10_000}],
+    }
+    earned = []
+    for name in ("Ada", "Bo", "Cy"):
+        member = stack.shop.ok(f"/programs/{program_id}/members", {"display_name": name})
+        order = stack.shop.ok(
+            f"/programs/{program_id}/orders",
+            {"member_id": member["member_id"], "reference": name, "basket": basket},
+        )
+        earned.append(order["points"])
+    # 100 base points each; the x2 promotion adds 100, then 50, then nothing.
+    assert earned == [200, 150, 100]
