@@ -68,6 +68,12 @@ class Ledger:
         require_positive(points)
 
         async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
+            # Checked before the member is looked up: a till's clock error is the first thing
+            # it needs to hear about.
+            if effective_at is not None and effective_at > now + ALLOWED_CLOCK_SKEW:
+                raise DomainError(
+                    ErrorCode.EFFECTIVE_AT_IN_FUTURE, "effective_at lies in the future"
+                )
             account = await self.lock_member(conn, caller, program_id, member_id, now)
             return await self.earn_within(
                 conn, now, caller, account, points, effective_at=effective_at, reference=reference
@@ -88,9 +94,7 @@ class Ledger:
         reference: str | None = None,
     ) -> OperationResult:
         """Earn on an account ``lock_member`` locked in the caller's transaction (composite
-        operations such as orders)."""
-        if effective_at is not None and effective_at > now + ALLOWED_CLOCK_SKEW:
-            raise DomainError(ErrorCode.EFFECTIVE_AT_IN_FUTURE, "effective_at lies in the future")
+        operations such as orders, which check ``effective_at`` against the clock first)."""
         issued = (await self._system(conn, account.program_id))["issued"]
         journal_id, expires_at = await w.credit(
             conn,
