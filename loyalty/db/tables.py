@@ -367,6 +367,8 @@ tier_changes = Table(
     Column("actor", Text, nullable=True),
 )
 Index("ix_tier_changes_account", tier_changes.c.account_id, tier_changes.c.id)
+#: Pricing an order sent late looks for the first change after it happened.
+Index("ix_tier_changes_account_at", tier_changes.c.account_id, tier_changes.c.at)
 
 #: Orders earned on: the basket, the version and tier that priced it, and the quote, so that a
 #: return can be priced exactly as if the returned units had never been bought.
@@ -489,3 +491,11 @@ Index(
     "ix_reward_redemptions_member", reward_redemptions.c.account_id, reward_redemptions.c.reward_id
 )
 Index("ix_reward_redemptions_hold", reward_redemptions.c.hold_id)
+#: Stock reconciliation looks for the pending redemptions of a reward; completed and released
+#: ones (nearly all) stay out of this index.
+Index(
+    "ix_reward_redemptions_pending",
+    reward_redemptions.c.reward_id,
+    sqlite_where=text("status = 'pending'"),
+    postgresql_where=text("status = 'pending'"),
+)

@@ -37,6 +37,7 @@ from .quotes import (
     count_promotions,
     member_context,
     quote_view,
+    uncount_promotions,
 )
 from .results import Balance
 from .rules_in_force import rules_by_id, rules_in_force
@@ -45,6 +46,7 @@ from .tier_status import (
     apply_due,
     effective_level,
     ensure_state,
+    level_at,
     member_level,
 )
 from .tier_status import after_qualifying_event as evaluate_tier
@@ -177,7 +179,11 @@ class Orders:
                 state = await ensure_state(conn, ctx, now)
                 state, due = await apply_due(conn, ctx, state, now)
                 moves += [TierMove(c.before, c.after, str(c.reason)) for c in due]
-                tier = effective_level(policy, state, when)
+                tier = (
+                    effective_level(policy, state, when)
+                    if when >= now
+                    else await level_at(conn, policy, account.id, state, when)
+                )
             context = await member_context(
                 conn,
                 program_id=program_id,
@@ -324,6 +330,13 @@ class Orders:
                 order.qualifying_spend
                 - repriced.qualifying_spend
                 - sum(r.qualifying_spend for r in earlier),
+            )
+            await uncount_promotions(
+                conn,
+                program_id=program_id,
+                order_id=order.id,
+                repriced=repriced,
+                rules=rules.earning,
             )
             journal_id = None
             clawed = 0

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from msgspec import Meta, Struct
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -267,4 +267,48 @@ async def count_promotions(
                     promotion_counters.c.promotion_code == code,
                 )
                 .values(points_used=promotion_counters.c.points_used + points)
+            )
+
+
+async def uncount_promotions(
+    conn: AsyncConnection,
+    *,
+    program_id: int,
+    order_id: int,
+    repriced: Quote,
+    rules: EarningRules,
+) -> None:
+    """Units of an order came back: each promotion keeps only what the smaller order earns from
+    it. The difference goes back to its budget, and a promotion that no longer fires gives the
+    member's trigger back (as if the returned units had never been bought)."""
+    budgeted = {p.code for p in rules.promotions if p.budget_points is not None}
+    awards = (
+        await conn.execute(
+            select(
+                promotion_awards.c.id, promotion_awards.c.promotion_code, promotion_awards.c.points
+            )
+            .where(promotion_awards.c.order_id == order_id)
+            .order_by(promotion_awards.c.promotion_code)
+        )
+    ).all()
+    for award in awards:
+        kept = min(award.points, repriced.promotion_points.get(award.promotion_code, 0))
+        if kept == award.points:
+            continue
+        if kept == 0:
+            await conn.execute(delete(promotion_awards).where(promotion_awards.c.id == award.id))
+        else:
+            await conn.execute(
+                promotion_awards.update()
+                .where(promotion_awards.c.id == award.id)
+                .values(points=kept)
+            )
+        if award.promotion_code in budgeted:
+            await conn.execute(
+                promotion_counters.update()
+                .where(
+                    promotion_counters.c.program_id == program_id,
+                    promotion_counters.c.promotion_code == award.promotion_code,
+                )
+                .values(points_used=promotion_counters.c.points_used - (award.points - kept))
             )

@@ -85,6 +85,26 @@ def effective_level(policy: TierPolicy, state: TierState, at: datetime) -> TierL
     return t.effective(policy, known_state(policy, state), at)
 
 
+async def level_at(
+    conn: AsyncConnection, policy: TierPolicy, account_id: int, state: TierState, at: datetime
+) -> TierLevel:
+    """The member's level at ``at``, which may lie before changes already journaled: an order
+    captured offline and sent later is priced with the tier the member had when it happened.
+    The first change after ``at`` names the level the member had until then."""
+    before = (
+        await conn.execute(
+            select(tier_changes.c.before)
+            .where(tier_changes.c.account_id == account_id, tier_changes.c.at > at)
+            .order_by(tier_changes.c.at, tier_changes.c.id)
+            .limit(1)
+        )
+    ).first()
+    if before is None:
+        return effective_level(policy, state, at)
+    levels = {level.code: level for level in policy.levels}
+    return levels.get(before.before or "", policy.levels[0])
+
+
 async def member_level(
     conn: AsyncConnection, policy: TierPolicy, account_id: int, at: datetime
 ) -> TierLevel:
