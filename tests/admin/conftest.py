@@ -27,7 +27,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin.api import ADMIN_API_PREFIX
-from loyalty.app.problems import PROBLEM_JSON
 from loyalty.db.tables import audit_log, staff_sessions, staff_users
 from loyalty.services.staff import StaffDirectory, StaffView
 from tests.app.conftest import MutableClock, Stack, open_stack
@@ -37,16 +36,6 @@ from tests.app.conftest import clock as clock  # the app's clock fixture, here t
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 PASSWORD = "Sonnenblumen-Brot-42"
 _EMAILS = itertools.count(1)
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    assert body["type"] == f"urn:loyalty:problem:{code}"
-    return body
 
 
 @dataclass

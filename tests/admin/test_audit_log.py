@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from loyalty.db.engine import in_transaction
 from loyalty.services.audit import audit_entries, record_change
 from loyalty.services.context import Staff
-from tests.admin.conftest import AdminStack, StaffSession, assert_problem
+from tests.admin.conftest import AdminStack, StaffSession
+from tests.support.problems import assert_problem
 
 
 def _rename(owner: StaffSession, staff_id: int, times: int) -> None:

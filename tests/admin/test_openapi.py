@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from admin.api import ADMIN_API_PREFIX
-from tests.admin.conftest import PROBLEM_JSON, AdminStack
+from loyalty.app.problems import PROBLEM_JSON
+from tests.admin.conftest import AdminStack
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 #: The routes of this module's controllers and the problems each documents at least.

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from admin.api import ADMIN_API_PREFIX
-from tests.admin.conftest import PASSWORD, AdminStack, StaffSession, assert_problem
+from tests.admin.conftest import PASSWORD, AdminStack, StaffSession
+from tests.support.problems import assert_problem
 
 ROLES = ("owner", "program_manager", "support", "cashier")
 EVERYONE = frozenset(ROLES)

@@ -9,8 +9,9 @@ import pytest
 
 from admin.api import ADMIN_API_PREFIX
 from loyalty.services.staff import SESSION_LIFETIME
-from tests.admin.conftest import PASSWORD, AdminStack, StaffSession, assert_problem
+from tests.admin.conftest import PASSWORD, AdminStack, StaffSession
 from tests.app.conftest import SHOP_SECRET
+from tests.support.problems import assert_problem
 
 # --- login ---------------------------------------------------------------------------------
 

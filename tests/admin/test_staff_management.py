@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.admin.conftest import PASSWORD, AdminStack, StaffSession, assert_problem
+from tests.admin.conftest import PASSWORD, AdminStack, StaffSession
+from tests.support.problems import assert_problem
 
 NEW_PASSWORD = "Topfen-Strudel-2025"
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.app.conftest import START, Api, Stack
+from tests.support.problems import assert_problem
 
 PROBLEM_JSON = "application/problem+json"
 DAY = timedelta(days=1)
@@ -23,15 +24,6 @@ def at(value: str | None) -> datetime | None:
 def money(posted: int, held: int = 0) -> dict[str, int]:
     """A Balance as the API answers it."""
     return {"posted": posted, "held": held, "available": posted - held}
-
-
-def problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    return body
 
 
 def balance(api: Api, program_id: int, member_id: int) -> dict[str, Any]:
@@ -136,7 +128,7 @@ def test_programs_and_enrollment(any_stack: Stack) -> None:
     # ... and not a second time.
     before = stack.snapshot()
     refused = shop.post(f"/programs/{gold['program_id']}/members", {"member_id": member_id})
-    problem(refused, 409, "member_already_enrolled")
+    assert_problem(refused, 409, "member_already_enrolled")
     assert stack.snapshot() == before
 
     assert shop.read(f"/members/{member_id}") == {
@@ -348,7 +340,7 @@ def test_core_flow(any_stack: Stack) -> None:
     viewed = shop.read(f"{journal}/{redeem['journal_id']}")
     assert (viewed["refunded"], viewed["reversed"]) == (5, True)
     before = stack.snapshot()
-    problem(
+    assert_problem(
         shop.post(f"{journal}/{redeem['journal_id']}/reverse", {}), 409, "journal_already_reversed"
     )
     assert stack.snapshot() == before
@@ -516,7 +508,7 @@ def test_capture_without_points_spends_the_whole_hold(any_stack: Stack) -> None:
         path = f"/programs/{program_id}/holds/{hold['hold_id']}/capture"
         captured = shop.post(path, body, key=f"capture-{len(body)}")
         if body:  # the second one finds the hold captured already
-            problem(captured, 409, "hold_already_captured")
+            assert_problem(captured, 409, "hold_already_captured")
             continue
         assert captured.status_code == 201, captured.text
         data = captured.json()
@@ -533,7 +525,7 @@ def test_an_expired_hold_is_released_by_the_next_write(stack: Stack) -> None:
     member = f"/programs/{program_id}/members/{anna}"
     shop.ok(f"{member}/earn", {"points": 50})
     hold = shop.ok(f"{member}/holds", {"points": 50, "timeout_seconds": 30})["hold"]
-    problem(shop.post(f"{member}/redeem", {"points": 1}), 422, "insufficient_points")
+    assert_problem(shop.post(f"{member}/redeem", {"points": 1}), 422, "insufficient_points")
     clock.advance(seconds=30)
     redeemed = shop.ok(f"{member}/redeem", {"points": 50})
     assert redeemed["balance"] == money(0)
@@ -646,7 +638,7 @@ def test_a_replay_answers_the_same_and_changes_nothing(any_stack: Stack, write: 
         reused = shop.post(other_path, None, key=key)
     else:
         reused = shop.post(path, other, key=key)
-    problem(reused, 422, "idempotency_key_reused")
+    assert_problem(reused, 422, "idempotency_key_reused")
     assert "idempotent-replayed" not in reused.headers
     assert any_stack.snapshot() == after_first
     # The key belongs to the client: the other merchant's client may use the same string.
@@ -667,12 +659,12 @@ def test_a_replay_is_the_stored_answer_not_a_new_one(any_stack: Stack) -> None:
     assert again.json()["balance"] == money(95, 25)
     # A business refusal is an answer too: it is replayed even once it would succeed.
     refused = shop.post(f"{world.member}/redeem", {"points": 5000}, key="too-much")
-    body = problem(refused, 422, "insufficient_points")
+    body = assert_problem(refused, 422, "insufficient_points")
     assert "idempotent-replayed" not in refused.headers
     shop.ok(f"{world.member}/earn", {"points": 10_000})
     before = any_stack.snapshot()
     replayed = shop.post(f"{world.member}/redeem", {"points": 5000}, key="too-much")
-    assert problem(replayed, 422, "insufficient_points") == body
+    assert assert_problem(replayed, 422, "insufficient_points") == body
     assert replayed.headers["idempotent-replayed"] == "true"
     assert any_stack.snapshot() == before
     assert any_stack.verify() == []
@@ -702,7 +694,7 @@ def test_another_merchant_sees_and_changes_nothing(any_stack: Stack) -> None:
         f"/programs/{own_program}/holds/{world.hold_id}": "hold_not_found",
     }
     for path, code in reads.items():
-        body = problem(rival.get(path), 404, code)
+        body = assert_problem(rival.get(path), 404, code)
         assert body["instance"] == f"/api/v1{path}"
     assert rival.read("/programs") == [any_stack.rival.read(f"/programs/{own_program}")]
 
@@ -745,7 +737,7 @@ def test_another_merchant_sees_and_changes_nothing(any_stack: Stack) -> None:
         ),
     ]
     for path, body, code in writes:
-        problem(rival.post(path, body), 404, code)
+        assert_problem(rival.post(path, body), 404, code)
         assert any_stack.snapshot() == before, path
     # The refusals were stored under the rival's keys only; the shop's keys are untouched.
     keys_after = any_stack.idempotency_rows()

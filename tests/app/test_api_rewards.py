@@ -18,6 +18,7 @@ from loyalty.db.engine import in_transaction
 from loyalty.db.tables import accounts, audit_log, rule_sets, tier_states
 from loyalty.services.rule_documents import STARTER_RULES
 from tests.app.conftest import START, Stack
+from tests.support.problems import assert_problem
 
 ADMIN = "/api/v1/admin"
 PASSWORD = "correct-horse-battery"
@@ -89,14 +90,6 @@ def basket(*lines: tuple[str, int, int], currency: str = "EUR") -> dict[str, Any
             for n, (sku, quantity, price) in enumerate(lines, 1)
         ],
     }
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    return body
 
 
 @dataclass

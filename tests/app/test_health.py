@@ -18,6 +18,7 @@ from sqlalchemy.pool import QueuePool
 from loyalty.app.factory import create_app
 from loyalty.app.settings import Settings, parse_api_keys
 from tests.app.conftest import Stack
+from tests.support.problems import assert_problem
 from tests.support.services import run_async
 
 PROBLEM_JSON = "application/problem+json"
@@ -60,16 +61,6 @@ API_OPERATIONS = {
 }
 
 
-def _assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    assert body["type"] == f"urn:loyalty:problem:{code}"
-    return body
-
-
 # --- liveness and readiness ------------------------------------------------------------------
 
 
@@ -102,7 +93,7 @@ def test_ready_answers_503_when_redis_is_unreachable(
 ) -> None:
     stack = stack_factory(sqlite_url, redis_url=UNREACHABLE_REDIS)
     response = stack.client.get("/ready")
-    body = _assert_problem(response, 503, "service_unavailable")
+    body = assert_problem(response, 503, "service_unavailable")
     assert "redis" in body["detail"]
     assert "database" not in body["detail"]
     assert body["checks"]["database"] == "ok"
@@ -316,7 +307,7 @@ def test_front_page_links_to_the_docs(stack: Stack) -> None:
     "path", ["/nope", "/api/v1/nope", "/api/v1/programs/abc", "/static/swagger-ui/missing.js"]
 )
 def test_unknown_path_is_a_not_found_problem(stack: Stack, path: str) -> None:
-    body = _assert_problem(stack.client.get(path), 404, "not_found")
+    body = assert_problem(stack.client.get(path), 404, "not_found")
     assert body["instance"] == path
 
 
@@ -326,4 +317,4 @@ def test_unknown_path_is_a_not_found_problem(stack: Stack, path: str) -> None:
 )
 def test_wrong_method_is_a_method_not_allowed_problem(stack: Stack, method: str, path: str) -> None:
     response = stack.client.request(method.upper(), path)
-    _assert_problem(response, 405, "method_not_allowed")
+    assert_problem(response, 405, "method_not_allowed")
