@@ -149,121 +149,16 @@ class Orders:
         basket: BasketDocument,
         occurred_at: datetime | None = None,
     ) -> Replayable[OrderResult]:
-        priced = basket.basket()
-
         async def work(conn: AsyncConnection) -> OrderResult:
-            now = self._ledger.clock()
-            when = occurred_at or now
-            if when > now + ALLOWED_CLOCK_SKEW:
-                raise DomainError(
-                    ErrorCode.EFFECTIVE_AT_IN_FUTURE, "occurred_at lies in the future"
-                )
-            account = await self._ledger.lock_member(conn, caller, program_id, member_id, now)
-            taken = await conn.scalar(
-                select(orders.c.id).where(
-                    orders.c.program_id == program_id, orders.c.reference == reference
-                )
-            )
-            if taken is not None:
-                raise DomainError(
-                    ErrorCode.ORDER_REFERENCE_TAKEN,
-                    "an order with this reference was already recorded",
-                    reference=reference,
-                )
-            found = await rules_in_force(conn, program_id, when)
-            policy = found.rules.tiers
-            tier: TierLevel | None = None
-            moves: list[TierMove] = []
-            if policy is not None:
-                ctx = TierContext.of(account, found)
-                state = await ensure_state(conn, ctx, now)
-                state, due = await apply_due(conn, ctx, state, now)
-                moves += [TierMove(c.before, c.after, str(c.reason)) for c in due]
-                tier = (
-                    effective_level(policy, state, when)
-                    if when >= now
-                    else await level_at(conn, policy, account.id, state, when)
-                )
-            context = await member_context(
+            return await self.record_within(
                 conn,
-                program_id=program_id,
-                account_id=account.id,
-                member_id=member_id,
-                rules=found.rules.earning,
-                at=when,
-                lock_budgets=True,
-            )
-            result = quote(priced, found.rules.earning, tier, when, context)
-            tier_code = None if tier is None else tier.code
-            view = quote_view(result, found.version, tier_code)
-            journal_id = None
-            balance = account.balance
-            if result.total > 0:
-                earned = await self._ledger.earn_within(
-                    conn,
-                    now,
-                    caller,
-                    account,
-                    result.total,
-                    effective_at=when,
-                    reference=f"order:{reference}",
-                )
-                journal_id, balance = earned.journal_id, earned.balance
-            order_id = await conn.scalar(
-                orders.insert()
-                .values(
-                    program_id=program_id,
-                    account_id=account.id,
-                    reference=reference,
-                    occurred_at=when,
-                    rule_set_id=found.rule_set_id,
-                    tier=tier_code,
-                    basket=msgspec.to_builtins(basket),
-                    context=msgspec.to_builtins(context_document(context)),
-                    quote=msgspec.to_builtins(view),
-                    points=result.total,
-                    qualifying_spend=result.qualifying_spend,
-                    journal_id=journal_id,
-                    created_at=now,
-                )
-                .returning(orders.c.id)
-            )
-            assert order_id is not None
-            await conn.execute(
-                qualifying_activity.insert().values(
-                    account_id=account.id,
-                    occurred_at=when,
-                    points=result.total,
-                    spend=result.qualifying_spend,
-                    order_id=order_id,
-                )
-            )
-            await count_promotions(
-                conn,
-                program_id=program_id,
-                account_id=account.id,
-                order_id=order_id,
-                quote=result,
-                rules=found.rules.earning,
-            )
-            after = tier_code
-            if policy is not None:
-                state, change = await evaluate_tier(conn, ctx, state, now)
-                if change is not None:
-                    moves.append(TierMove(change.before, change.after, str(change.reason)))
-                after = effective_level(policy, state, now).code
-            return OrderResult(
-                order_id=order_id,
+                self._ledger.clock(),
+                caller,
                 program_id=program_id,
                 member_id=member_id,
                 reference=reference,
-                occurred_at=when,
-                points=result.total,
-                quote=view,
-                journal_id=journal_id,
-                balance=balance,
-                tier=after,
-                tier_changes=moves,
+                basket=basket,
+                occurred_at=occurred_at,
             )
 
         body = (program_id, member_id, reference, basket, occurred_at)
@@ -288,101 +183,16 @@ class Orders:
     ) -> Replayable[ReturnResult]:
         """Units of an order came back: re-price the order without them and claw back the
         difference (as far as the member still has the points; never below zero)."""
-        if not quantities:
-            raise DomainError(ErrorCode.VALIDATION_FAILED, "name at least one returned line")
 
         async def work(conn: AsyncConnection) -> ReturnResult:
-            now = self._ledger.clock()
-            order = await _order_row(conn, caller, program_id, reference)
-            account = (await w.lock_members(conn, caller, program_id, [order.member_id]))[
-                order.member_id
-            ]
-            earlier = (
-                await conn.execute(
-                    select(
-                        order_returns.c.quantities,
-                        order_returns.c.points,
-                        order_returns.c.qualifying_spend,
-                    ).where(order_returns.c.order_id == order.id)
-                )
-            ).all()
-            returned: dict[str, int] = {}
-            for row in earlier:
-                for line_id, units in row.quantities.items():
-                    returned[line_id] = returned.get(line_id, 0) + units
-            for line_id, units in quantities.items():
-                if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-                    raise DomainError(
-                        ErrorCode.VALIDATION_FAILED, "returned quantities must be positive"
-                    )
-                returned[line_id] = returned.get(line_id, 0) + units
-            basket = msgspec.convert(order.basket, BasketDocument).basket()
-            smaller = basket.returning(returned)
-            rules = await rules_by_id(conn, order.rule_set_id)
-            tier = None
-            if order.tier is not None and rules.tiers is not None:
-                tier = level(rules.tiers, order.tier)
-            context = msgspec.convert(order.context, ContextDocument).context()
-            repriced = quote(smaller, rules.earning, tier, order.occurred_at, context)
-            points = max(0, order.points - repriced.total - sum(r.points for r in earlier))
-            spend = max(
-                0,
-                order.qualifying_spend
-                - repriced.qualifying_spend
-                - sum(r.qualifying_spend for r in earlier),
-            )
-            await uncount_promotions(
+            return await self.return_within(
                 conn,
+                self._ledger.clock(),
+                caller,
                 program_id=program_id,
-                order_id=order.id,
-                repriced=repriced,
-                rules=rules.earning,
-            )
-            journal_id = None
-            clawed = 0
-            balance = account.balance
-            if points > 0 and order.journal_id is not None:
-                undone = await self._ledger.undo_within(
-                    conn, now, caller, program_id, order.journal_id, points, "items returned"
-                )
-                journal_id, clawed, balance = undone.journal_id, -undone.delta, undone.balance
-            return_id = await conn.scalar(
-                order_returns.insert()
-                .values(
-                    order_id=order.id,
-                    quantities=dict(quantities),
-                    points=points,
-                    qualifying_spend=spend,
-                    journal_id=journal_id,
-                    reference=return_reference,
-                    created_at=now,
-                )
-                .returning(order_returns.c.id)
-            )
-            assert return_id is not None
-            if points or spend:
-                # Dated like the order: the member's windows then hold what they would have
-                # held had the returned units never been bought.
-                await conn.execute(
-                    qualifying_activity.insert().values(
-                        account_id=account.id,
-                        occurred_at=order.occurred_at,
-                        points=-points,
-                        spend=-spend,
-                        order_id=order.id,
-                        return_id=return_id,
-                    )
-                )
-            return ReturnResult(
-                return_id=return_id,
-                order_id=order.id,
-                reference=return_reference,
-                points=points,
-                points_clawed_back=clawed,
-                qualifying_spend=spend,
-                journal_id=journal_id,
-                balance=balance,
-                order_points_now=repriced.total,
+                reference=reference,
+                quantities=quantities,
+                return_reference=return_reference,
             )
 
         body = (program_id, reference, sorted(quantities.items()), return_reference)
@@ -393,6 +203,238 @@ class Orders:
             result_type=ReturnResult,
             work=work,
             journal_id_of=lambda result: result.journal_id,
+        )
+
+    async def record_within(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        caller: Caller,
+        *,
+        program_id: int,
+        member_id: int,
+        reference: str,
+        basket: BasketDocument,
+        occurred_at: datetime | None,
+    ) -> OrderResult:
+        """``record`` inside the caller's transaction (the POS completes an order and captures
+        its redemptions in one)."""
+        priced = basket.basket()
+        when = occurred_at or now
+        if when > now + ALLOWED_CLOCK_SKEW:
+            raise DomainError(ErrorCode.EFFECTIVE_AT_IN_FUTURE, "occurred_at lies in the future")
+        account = await self._ledger.lock_member(conn, caller, program_id, member_id, now)
+        taken = await conn.scalar(
+            select(orders.c.id).where(
+                orders.c.program_id == program_id, orders.c.reference == reference
+            )
+        )
+        if taken is not None:
+            raise DomainError(
+                ErrorCode.ORDER_REFERENCE_TAKEN,
+                "an order with this reference was already recorded",
+                reference=reference,
+            )
+        found = await rules_in_force(conn, program_id, when)
+        policy = found.rules.tiers
+        tier: TierLevel | None = None
+        moves: list[TierMove] = []
+        if policy is not None:
+            ctx = TierContext.of(account, found)
+            state = await ensure_state(conn, ctx, now)
+            state, due = await apply_due(conn, ctx, state, now)
+            moves += [TierMove(c.before, c.after, str(c.reason)) for c in due]
+            tier = (
+                effective_level(policy, state, when)
+                if when >= now
+                else await level_at(conn, policy, account.id, state, when)
+            )
+        context = await member_context(
+            conn,
+            program_id=program_id,
+            account_id=account.id,
+            member_id=member_id,
+            rules=found.rules.earning,
+            at=when,
+            lock_budgets=True,
+        )
+        result = quote(priced, found.rules.earning, tier, when, context)
+        tier_code = None if tier is None else tier.code
+        view = quote_view(result, found.version, tier_code)
+        journal_id = None
+        balance = account.balance
+        if result.total > 0:
+            earned = await self._ledger.earn_within(
+                conn,
+                now,
+                caller,
+                account,
+                result.total,
+                effective_at=when,
+                reference=f"order:{reference}",
+            )
+            journal_id, balance = earned.journal_id, earned.balance
+        order_id = await conn.scalar(
+            orders.insert()
+            .values(
+                program_id=program_id,
+                account_id=account.id,
+                reference=reference,
+                occurred_at=when,
+                rule_set_id=found.rule_set_id,
+                tier=tier_code,
+                basket=msgspec.to_builtins(basket),
+                context=msgspec.to_builtins(context_document(context)),
+                quote=msgspec.to_builtins(view),
+                points=result.total,
+                qualifying_spend=result.qualifying_spend,
+                journal_id=journal_id,
+                created_at=now,
+            )
+            .returning(orders.c.id)
+        )
+        assert order_id is not None
+        await conn.execute(
+            qualifying_activity.insert().values(
+                account_id=account.id,
+                occurred_at=when,
+                points=result.total,
+                spend=result.qualifying_spend,
+                order_id=order_id,
+            )
+        )
+        await count_promotions(
+            conn,
+            program_id=program_id,
+            account_id=account.id,
+            order_id=order_id,
+            quote=result,
+            rules=found.rules.earning,
+        )
+        after = tier_code
+        if policy is not None:
+            state, change = await evaluate_tier(conn, ctx, state, now)
+            if change is not None:
+                moves.append(TierMove(change.before, change.after, str(change.reason)))
+            after = effective_level(policy, state, now).code
+        return OrderResult(
+            order_id=order_id,
+            program_id=program_id,
+            member_id=member_id,
+            reference=reference,
+            occurred_at=when,
+            points=result.total,
+            quote=view,
+            journal_id=journal_id,
+            balance=balance,
+            tier=after,
+            tier_changes=moves,
+        )
+
+    async def return_within(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        caller: Caller,
+        *,
+        program_id: int,
+        reference: str,
+        quantities: dict[str, int],
+        return_reference: str | None,
+    ) -> ReturnResult:
+        """``return_items`` inside the caller's transaction."""
+        if not quantities:
+            raise DomainError(ErrorCode.VALIDATION_FAILED, "name at least one returned line")
+        order = await _order_row(conn, caller, program_id, reference)
+        account = (await w.lock_members(conn, caller, program_id, [order.member_id]))[
+            order.member_id
+        ]
+        earlier = (
+            await conn.execute(
+                select(
+                    order_returns.c.quantities,
+                    order_returns.c.points,
+                    order_returns.c.qualifying_spend,
+                ).where(order_returns.c.order_id == order.id)
+            )
+        ).all()
+        returned: dict[str, int] = {}
+        for row in earlier:
+            for line_id, units in row.quantities.items():
+                returned[line_id] = returned.get(line_id, 0) + units
+        for line_id, units in quantities.items():
+            if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+                raise DomainError(
+                    ErrorCode.VALIDATION_FAILED, "returned quantities must be positive"
+                )
+            returned[line_id] = returned.get(line_id, 0) + units
+        basket = msgspec.convert(order.basket, BasketDocument).basket()
+        smaller = basket.returning(returned)
+        rules = await rules_by_id(conn, order.rule_set_id)
+        tier = None
+        if order.tier is not None and rules.tiers is not None:
+            tier = level(rules.tiers, order.tier)
+        context = msgspec.convert(order.context, ContextDocument).context()
+        repriced = quote(smaller, rules.earning, tier, order.occurred_at, context)
+        points = max(0, order.points - repriced.total - sum(r.points for r in earlier))
+        spend = max(
+            0,
+            order.qualifying_spend
+            - repriced.qualifying_spend
+            - sum(r.qualifying_spend for r in earlier),
+        )
+        await uncount_promotions(
+            conn,
+            program_id=program_id,
+            order_id=order.id,
+            repriced=repriced,
+            rules=rules.earning,
+        )
+        journal_id = None
+        clawed = 0
+        balance = account.balance
+        if points > 0 and order.journal_id is not None:
+            undone = await self._ledger.undo_within(
+                conn, now, caller, program_id, order.journal_id, points, "items returned"
+            )
+            journal_id, clawed, balance = undone.journal_id, -undone.delta, undone.balance
+        return_id = await conn.scalar(
+            order_returns.insert()
+            .values(
+                order_id=order.id,
+                quantities=dict(quantities),
+                points=points,
+                qualifying_spend=spend,
+                journal_id=journal_id,
+                reference=return_reference,
+                created_at=now,
+            )
+            .returning(order_returns.c.id)
+        )
+        assert return_id is not None
+        if points or spend:
+            # Dated like the order: the member's windows then hold what they would have
+            # held had the returned units never been bought.
+            await conn.execute(
+                qualifying_activity.insert().values(
+                    account_id=account.id,
+                    occurred_at=order.occurred_at,
+                    points=-points,
+                    spend=-spend,
+                    order_id=order.id,
+                    return_id=return_id,
+                )
+            )
+        return ReturnResult(
+            return_id=return_id,
+            order_id=order.id,
+            reference=return_reference,
+            points=points,
+            points_clawed_back=clawed,
+            qualifying_spend=spend,
+            journal_id=journal_id,
+            balance=balance,
+            order_points_now=repriced.total,
         )
 
     async def order(self, caller: Caller, program_id: int, reference: str) -> OrderView:

@@ -422,75 +422,16 @@ class Rewards:
             )
 
         async def work(conn: AsyncConnection) -> RedemptionResult:
-            now = self._now()
-            row = await _reward_row(conn, caller, program_id, reward_code, lock=True)
-            account = await self._ledger.lock_member(conn, caller, program_id, member_id, now)
-            if basket is not None and basket.currency != row.currency:
-                raise DomainError(
-                    ErrorCode.CURRENCY_MISMATCH,
-                    f"the basket is in {basket.currency}, the program in {row.currency}",
-                    basket_currency=basket.currency,
-                    program_currency=row.currency,
-                )
-            reward = _definition(row).reward()
-            mine = (_rr.c.account_id == account.id, _rr.c.reward_id == row.id)
-            # The member's own lapsed redemptions of this reward no longer count against them.
-            units = row.units_redeemed - await _reconcile(conn, now, *mine)
-            if reward.stock is not None and units >= reward.stock:
-                # Out of stock by the counter: units of other members' lapsed holds come back.
-                units -= await _reconcile(conn, now, _rr.c.reward_id == row.id)
-            tier = None
-            if reward.tiers:
-                tier = await effective_tier_code(conn, program_id, account.id, now)
-            used = 0
-            if reward.per_member_limit is not None:
-                used = (await _member_counts(conn, now, *mine)).get(row.id, 0)
-            check_redeemable(reward, now, tier, used, units)
-            worth = value(reward, basket, points)
-            hold_id = hold_expires_at = None
-            if mode == "hold":
-                operation = await self._ledger.hold_within(
-                    conn, now, caller, account, worth.points, reference=reference
-                )
-                assert operation.hold is not None
-                hold_id, hold_expires_at = operation.hold.hold_id, operation.hold.expires_at
-                status, spent_by = RedemptionStatus.PENDING, None
-            else:
-                operation = await self._ledger.redeem_within(
-                    conn, now, caller, account, worth.points, reference=reference
-                )
-                status, spent_by = RedemptionStatus.COMPLETED, operation.journal_id
-            redemption_id, voucher_code = await _insert_redemption(
+            return await self.redeem_within(
                 conn,
-                voucher=mode == "voucher",
-                program_id=program_id,
-                reward_id=row.id,
-                account_id=account.id,
-                status=str(status),
-                points=worth.points,
-                discount=worth.discount,
-                hold_id=hold_id,
-                journal_id=spent_by,
-                reference=reference,
-                created_at=now,
-                resolved_at=now if status is RedemptionStatus.COMPLETED else None,
-            )
-            await _change_units(conn, row.id, +1)
-            return RedemptionResult(
-                redemption_id=redemption_id,
+                self._now(),
+                caller,
                 program_id=program_id,
                 member_id=member_id,
-                reward_code=row.code,
-                status=str(status),
-                points=worth.points,
-                discount=worth.discount,
-                journal_id=operation.journal_id,
-                balance=operation.balance,
-                created_at=now,
-                voucher_code=voucher_code,
-                hold_id=hold_id,
-                hold_expires_at=hold_expires_at,
-                line_id=worth.line_id,
+                reward_code=reward_code,
+                mode=mode,
+                points=points,
+                basket=basket,
                 reference=reference,
             )
 
@@ -502,6 +443,92 @@ class Rewards:
             result_type=RedemptionResult,
             work=work,
             journal_id_of=lambda result: result.journal_id,
+        )
+
+    async def redeem_within(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        caller: Caller,
+        *,
+        program_id: int,
+        member_id: int,
+        reward_code: str,
+        mode: Mode,
+        points: int | None = None,
+        basket: Basket | None = None,
+        reference: str | None = None,
+    ) -> RedemptionResult:
+        """``redeem_reward`` inside the caller's transaction."""
+        row = await _reward_row(conn, caller, program_id, reward_code, lock=True)
+        account = await self._ledger.lock_member(conn, caller, program_id, member_id, now)
+        if basket is not None and basket.currency != row.currency:
+            raise DomainError(
+                ErrorCode.CURRENCY_MISMATCH,
+                f"the basket is in {basket.currency}, the program in {row.currency}",
+                basket_currency=basket.currency,
+                program_currency=row.currency,
+            )
+        reward = _definition(row).reward()
+        mine = (_rr.c.account_id == account.id, _rr.c.reward_id == row.id)
+        # The member's own lapsed redemptions of this reward no longer count against them.
+        units = row.units_redeemed - await _reconcile(conn, now, *mine)
+        if reward.stock is not None and units >= reward.stock:
+            # Out of stock by the counter: units of other members' lapsed holds come back.
+            units -= await _reconcile(conn, now, _rr.c.reward_id == row.id)
+        tier = None
+        if reward.tiers:
+            tier = await effective_tier_code(conn, program_id, account.id, now)
+        used = 0
+        if reward.per_member_limit is not None:
+            used = (await _member_counts(conn, now, *mine)).get(row.id, 0)
+        check_redeemable(reward, now, tier, used, units)
+        worth = value(reward, basket, points)
+        hold_id = hold_expires_at = None
+        if mode == "hold":
+            operation = await self._ledger.hold_within(
+                conn, now, caller, account, worth.points, reference=reference
+            )
+            assert operation.hold is not None
+            hold_id, hold_expires_at = operation.hold.hold_id, operation.hold.expires_at
+            status, spent_by = RedemptionStatus.PENDING, None
+        else:
+            operation = await self._ledger.redeem_within(
+                conn, now, caller, account, worth.points, reference=reference
+            )
+            status, spent_by = RedemptionStatus.COMPLETED, operation.journal_id
+        redemption_id, voucher_code = await _insert_redemption(
+            conn,
+            voucher=mode == "voucher",
+            program_id=program_id,
+            reward_id=row.id,
+            account_id=account.id,
+            status=str(status),
+            points=worth.points,
+            discount=worth.discount,
+            hold_id=hold_id,
+            journal_id=spent_by,
+            reference=reference,
+            created_at=now,
+            resolved_at=now if status is RedemptionStatus.COMPLETED else None,
+        )
+        await _change_units(conn, row.id, +1)
+        return RedemptionResult(
+            redemption_id=redemption_id,
+            program_id=program_id,
+            member_id=member_id,
+            reward_code=row.code,
+            status=str(status),
+            points=worth.points,
+            discount=worth.discount,
+            journal_id=operation.journal_id,
+            balance=operation.balance,
+            created_at=now,
+            voucher_code=voucher_code,
+            hold_id=hold_id,
+            hold_expires_at=hold_expires_at,
+            line_id=worth.line_id,
+            reference=reference,
         )
 
     async def complete_redemption(
@@ -526,35 +553,9 @@ class Rewards:
         outcome: HoldStatus,
     ) -> Replayable[RedemptionResult]:
         async def work(conn: AsyncConnection) -> RedemptionResult:
-            now = self._now()
-            row, _ = await _lock_redemption(conn, caller, program_id, redemption_id)
-            # After the locks the hold cannot change: a pending one is still pending and in time
-            # for resolve_within, which settles the member's stale holds with the same ``now``.
-            status = _effective_status(row, now)
-            if status is not RedemptionStatus.PENDING:
-                raise DomainError(
-                    ErrorCode.REDEMPTION_NOT_PENDING,
-                    f"the redemption is {status}, not pending",
-                    redemption_id=redemption_id,
-                    redemption_status=str(status),
-                )
-            operation = await self._ledger.resolve_within(
-                conn, now, caller, program_id, row.hold_id, outcome, None
+            return await self.finish_within(
+                conn, self._now(), caller, program_id, redemption_id, outcome
             )
-            captured = outcome is HoldStatus.CAPTURED
-            new_status = RedemptionStatus.COMPLETED if captured else RedemptionStatus.RELEASED
-            await conn.execute(
-                update(_rr)
-                .where(_rr.c.id == redemption_id)
-                .values(
-                    status=str(new_status),
-                    resolved_at=now,
-                    journal_id=operation.journal_id if captured else None,
-                )
-            )
-            if not captured:
-                await _change_units(conn, row.reward_id, -1)
-            return _finished(row, new_status, operation)
 
         operation = "reward.complete" if outcome is HoldStatus.CAPTURED else "reward.release"
         try:
@@ -571,6 +572,46 @@ class Rewards:
                 # The refusal rolled back; make what it reported (a lapsed hold) durable.
                 await self._settle_redemption(caller, program_id, redemption_id)
             raise
+
+    async def finish_within(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        caller: Caller,
+        program_id: int,
+        redemption_id: int,
+        outcome: HoldStatus,
+    ) -> RedemptionResult:
+        """Capture (the order completed) or release (voided) a pending redemption inside the
+        caller's transaction; redemption_not_pending otherwise."""
+        row, _ = await _lock_redemption(conn, caller, program_id, redemption_id)
+        # After the locks the hold cannot change: a pending one is still pending and in time
+        # for resolve_within, which settles the member's stale holds with the same ``now``.
+        status = _effective_status(row, now)
+        if status is not RedemptionStatus.PENDING:
+            raise DomainError(
+                ErrorCode.REDEMPTION_NOT_PENDING,
+                f"the redemption is {status}, not pending",
+                redemption_id=redemption_id,
+                redemption_status=str(status),
+            )
+        operation = await self._ledger.resolve_within(
+            conn, now, caller, program_id, row.hold_id, outcome, None
+        )
+        captured = outcome is HoldStatus.CAPTURED
+        new_status = RedemptionStatus.COMPLETED if captured else RedemptionStatus.RELEASED
+        await conn.execute(
+            update(_rr)
+            .where(_rr.c.id == redemption_id)
+            .values(
+                status=str(new_status),
+                resolved_at=now,
+                journal_id=operation.journal_id if captured else None,
+            )
+        )
+        if not captured:
+            await _change_units(conn, row.reward_id, -1)
+        return _finished(row, new_status, operation)
 
     async def _settle_redemption(self, caller: Caller, program_id: int, redemption_id: int) -> None:
         """Persist the state a redemption's hold implies: release stale holds of the member (as
