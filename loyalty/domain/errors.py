@@ -92,6 +92,25 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     SERVICE_UNAVAILABLE = "service_unavailable"
     INTERNAL_ERROR = "internal_error"
+    # Membership cards and scans (DESIGN.md section 6)
+    UNKNOWN_SCAN = "unknown_scan"
+    INVALID_CARD_NUMBER = "invalid_card_number"
+    INVALID_ROTATING_CODE = "invalid_rotating_code"
+    ROTATING_CODE_EXPIRED = "rotating_code_expired"
+    CARD_NOT_FOUND = "card_not_found"
+    SCAN_AMBIGUOUS = "scan_ambiguous"
+    ROTATING_CODE_REPLAYED = "rotating_code_replayed"
+    # Point of sale
+    SECOND_FACTOR_REQUIRED = "second_factor_required"
+    OFFLINE_REDEMPTION_REFUSED = "offline_redemption_refused"
+    TERMINAL_NOT_FOUND = "terminal_not_found"
+    TERMINAL_CODE_TAKEN = "terminal_code_taken"
+    TRANSACTION_NOT_FOUND = "transaction_not_found"
+    TRANSACTION_NOT_OPEN = "transaction_not_open"
+    TRANSACTION_MEMBER_MISMATCH = "transaction_member_mismatch"
+    ORDER_TOTALS_MISMATCH = "order_totals_mismatch"
+    SIGNATURE_INVALID = "signature_invalid"
+    UNSUPPORTED_VENDOR_REQUEST = "unsupported_vendor_request"
 
 
 class DomainError(Exception):
