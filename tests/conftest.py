@@ -55,7 +55,7 @@ _DATABASE_FIXTURES = frozenset({"sqlite_url", "postgres_url", "postgres_clean_ur
 _POSTGRES_FIXTURES = frozenset({"postgres_url", "postgres_clean_url"})
 #: Folders whose every test runs the app or the services against a real database, whether
 #: through the fixtures above or through copies of databases those fixtures made.
-_INTEGRATION_DIRS = ("admin", "app", "db", "ledger", "services")
+_INTEGRATION_DIRS = ("admin", "app", "db", "ledger", "pos", "services")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

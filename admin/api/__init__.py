@@ -38,6 +38,7 @@ from .programs import ManagedProgramController
 from .rewards import RewardAdminController
 from .rule_sets import RuleSetController
 from .staff import LoginController, SessionController, StaffController
+from .terminals import TerminalAdminController
 
 ADMIN_API_PREFIX = "/api/v1/admin"
 #: The OpenAPI security scheme of staff session tokens (declared in loyalty.app.factory).
@@ -59,6 +60,7 @@ def admin_router() -> Router:
             ManagedProgramController,
             RuleSetController,
             ManagedMemberController,
+            TerminalAdminController,
         ],
         guards=[requires_role(*READERS)],
     )

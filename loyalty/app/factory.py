@@ -28,14 +28,18 @@ from loyalty.db.engine import create_engine
 from loyalty.services.context import utc_now
 from loyalty.services.expiry import run_expiry_sweep
 from loyalty.services.ledger import Ledger
+from loyalty.services.member_cards import forget_used_codes
 from loyalty.services.orders import Orders
+from loyalty.services.pos import PointOfSale
 from loyalty.services.programs import Programs
 from loyalty.services.queries import Queries
 from loyalty.services.rewards import Rewards
 from loyalty.services.rule_sets import RuleSets
 from loyalty.services.staff import StaffDirectory
+from loyalty.services.terminals import Terminals
 from loyalty.services.tier_status import recalc_tiers
 from loyalty.services.tiers import Tiers
+from pos_adapter.api import pos_router
 
 from .api import api_router
 from .health import HealthController
@@ -73,6 +77,10 @@ def create_app(
             tiers=Tiers(engine, clock=clock),
             rule_sets=RuleSets(engine, clock=clock),
             staff_directory=StaffDirectory(engine, clock=clock),
+            terminals=Terminals(engine, clock=clock),
+        )
+        app.state.pos = PointOfSale(
+            ledger, app.state.orders, app.state.rewards, settings.secret_key.encode()
         )
         sweeper = None
         if settings.sweep_interval_seconds > 0:
@@ -105,6 +113,7 @@ def create_app(
             HealthController,
             api_router(),
             admin_router(),
+            pos_router(),
             create_static_files_router(
                 path=SWAGGER_ASSETS, directories=[SWAGGER_UI_DIRECTORY], include_in_schema=False
             ),
@@ -175,5 +184,6 @@ async def _sweep_forever(app: Litestar, interval: float) -> None:
             reviewed = await recalc_tiers(app.state.engine, app.state.ledger.clock())
             if reviewed.accounts:
                 log.info("%s", reviewed)
+            await forget_used_codes(app.state.engine, app.state.ledger.clock())
         except Exception:
             log.exception("background sweep failed; retrying in %.0f s", interval)

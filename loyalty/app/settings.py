@@ -4,6 +4,7 @@
 - LOYALTY_REDIS_URL: redis://host:port/db (default unset: in-process stores)
 - LOYALTY_API_KEYS: ``client=secret@merchant_id`` items, comma-separated
   (default demo=demo-secret-key@1, for the embedded demo only)
+- LOYALTY_SECRET_KEY: server key the members' rotating-code secrets are derived from
 - LOYALTY_ENV: development or production (default development)
 - LOYALTY_HOST, LOYALTY_PORT: where ``loyalty serve`` listens (default 127.0.0.1:8000)
 - LOYALTY_DB_POOL_SIZE: PostgreSQL connections per process (default 10)
@@ -20,6 +21,8 @@ import msgspec
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/loyalty.db"
 DEFAULT_API_KEYS = "demo=demo-secret-key@1"
+#: For the embedded demo only; production sets LOYALTY_SECRET_KEY.
+DEFAULT_SECRET_KEY = "embedded-demo-secret-key-change-me"  # noqa: S105
 
 
 class ApiClient(msgspec.Struct, frozen=True):
@@ -39,6 +42,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8000
     db_pool_size: int = 10
     sweep_interval_seconds: float = 60.0
+    #: Derives the members' rotating-code secrets (never stored). Changing it invalidates every
+    #: wallet's code until the wallet fetches its secret again.
+    secret_key: str = DEFAULT_SECRET_KEY
 
     @property
     def is_sqlite(self) -> bool:
@@ -56,6 +62,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             port=int(env.get("LOYALTY_PORT", "8000")),
             db_pool_size=int(env.get("LOYALTY_DB_POOL_SIZE", "10")),
             sweep_interval_seconds=float(env.get("LOYALTY_SWEEP_INTERVAL_SECONDS", "60")),
+            secret_key=env.get("LOYALTY_SECRET_KEY") or DEFAULT_SECRET_KEY,
         )
 
 

@@ -76,6 +76,11 @@ programs = Table(
     Column("description_de", String(2000), nullable=True),
     Column("description_en", String(2000), nullable=True),
     Column("updated_at", DateTimeUTC, nullable=True),
+    #: Issue 4: points a member identified only by static card number, phone or email may redeem
+    #: per transaction (above it a rotating code is the second factor); whether a refund gives
+    #: the order's redeemed points back ('return') or not ('keep').
+    Column("static_redeem_cap", BigInteger, nullable=False, server_default="500"),
+    Column("redeemed_on_refund", String(16), nullable=False, server_default="return"),
     UniqueConstraint("merchant_id", "code", name="uq_programs_merchant_code"),
     CheckConstraint("hold_timeout_seconds > 0", name="hold_timeout_positive"),
     CheckConstraint("expiry_value >= 0", name="expiry_value_not_negative"),
@@ -91,7 +96,15 @@ members = Table(
     _created_at(),
     #: Segment names earning rules and promotions may be limited to (a JSON list of strings).
     Column("segments", JSON, nullable=True),
+    #: Issue 4: the static card number (digits, unique per deployment), the phone number a
+    #: cashier may type, and the generation of the member's rotating-code secret (the secret is
+    #: derived from the server key and never stored; a new generation revokes the old device).
+    Column("card_number", String(32), nullable=True, unique=True),
+    Column("phone", String(20), nullable=True),
+    Column("card_secret_version", Integer, nullable=False, server_default="0"),
 )
+Index("ix_members_merchant_email", members.c.merchant_id, members.c.email)
+Index("ix_members_merchant_phone", members.c.merchant_id, members.c.phone)
 
 #: Member accounts carry cached ``posted``/``held``; system accounts (issued, redeemed, expired,
 #: adjustments) keep them at zero and have their balances derived from entries, so that they
@@ -491,6 +504,11 @@ Index(
     "ix_reward_redemptions_member", reward_redemptions.c.account_id, reward_redemptions.c.reward_id
 )
 Index("ix_reward_redemptions_hold", reward_redemptions.c.hold_id)
+Index(
+    "ix_reward_redemptions_reference",
+    reward_redemptions.c.program_id,
+    reward_redemptions.c.reference,
+)
 #: Stock reconciliation looks for the pending redemptions of a reward; completed and released
 #: ones (nearly all) stay out of this index.
 Index(
@@ -498,4 +516,77 @@ Index(
     reward_redemptions.c.reward_id,
     sqlite_where=text("status = 'pending'"),
     postgresql_where=text("status = 'pending'"),
+)
+
+
+# --- Issue 4: point of sale -------------------------------------------------------------------
+
+#: A till (or the built-in cashier page of a location) of a merchant.
+terminals = Table(
+    "terminals",
+    metadata,
+    _id(),
+    Column("merchant_id", BigInteger, ForeignKey("merchants.id"), nullable=False),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("location", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    _created_at(),
+    Column("disabled_at", DateTimeUTC, nullable=True),
+    UniqueConstraint("merchant_id", "code", name="uq_terminals_merchant_code"),
+)
+
+#: API keys of terminals: ``lk_<prefix>_<secret>``; only the SHA-256 of the secret is stored.
+#: A rotated key stays valid until ``expires_at`` so that tills switch without downtime.
+terminal_keys = Table(
+    "terminal_keys",
+    metadata,
+    _id(),
+    Column("terminal_id", BigInteger, ForeignKey("terminals.id"), nullable=False, index=True),
+    Column("prefix", String(32), nullable=False, unique=True),
+    Column("secret_hash", String(64), nullable=False),
+    _created_at(),
+    Column("created_by", Text, nullable=True),
+    Column("expires_at", DateTimeUTC, nullable=True),
+    Column("revoked_at", DateTimeUTC, nullable=True),
+    Column("last_used_at", DateTimeUTC, nullable=True),
+)
+
+#: One row per POS transaction: where it happened, who it was for, and what became of it.
+pos_transactions = Table(
+    "pos_transactions",
+    metadata,
+    _id(),
+    Column("merchant_id", BigInteger, ForeignKey("merchants.id"), nullable=False),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("terminal_id", BigInteger, ForeignKey("terminals.id"), nullable=False),
+    Column("location", String(64), nullable=False),
+    Column("transaction_id", String(128), nullable=False),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("identified_by", String(16), nullable=False),
+    Column("offline", Boolean, nullable=False, server_default=text("false")),
+    Column("order_id", BigInteger, ForeignKey("orders.id"), nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("total", BigInteger, nullable=True),
+    Column("occurred_at", DateTimeUTC, nullable=True),
+    _created_at(),
+    Column("updated_at", DateTimeUTC, nullable=False),
+    UniqueConstraint("merchant_id", "transaction_id", name="uq_pos_transactions_merchant_tx"),
+    CheckConstraint("status IN ('open', 'completed', 'voided')", name="status_known"),
+)
+Index(
+    "ix_pos_transactions_location_day",
+    pos_transactions.c.merchant_id,
+    pos_transactions.c.location,
+    pos_transactions.c.created_at,
+)
+
+#: Rotating codes used for a redemption: each (member, time step) once.
+rotating_code_uses = Table(
+    "rotating_code_uses",
+    metadata,
+    Column("member_id", BigInteger, ForeignKey("members.id"), primary_key=True),
+    Column("step", BigInteger, primary_key=True),
+    Column("used_at", DateTimeUTC, nullable=False),
 )

@@ -25,6 +25,7 @@ from .context import Caller, Staff
 from .idempotency import IdempotentExecutor, Replayable, fingerprint
 from .ledger_writes import SYSTEM_ACCOUNT_KINDS
 from .lookups import require_member, require_program
+from .member_cards import issue_card_number
 from .results import Balance, EnrollmentResult, ProgramView
 from .rule_documents import RoundingName
 from .rule_sets import insert_starter_rules
@@ -156,6 +157,7 @@ class Programs:
                 )
                 assert new_id is not None
                 enrolled_id = int(new_id)
+                await issue_card_number(conn, enrolled_id)
             else:
                 await require_member(conn, caller, member_id)
                 enrolled_id = member_id

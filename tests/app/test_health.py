@@ -26,8 +26,27 @@ UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
 #: Every operation of the JSON API, as the OpenAPI document must list it.
 #: POSTs that only compute (a basket's quote) and so take no Idempotency-Key.
-READ_ONLY_POSTS = {"/api/v1/programs/{program_id}/members/{member_id}/quote"}
+READ_ONLY_POSTS = {
+    "/api/v1/programs/{program_id}/members/{member_id}/quote",
+    "/api/v1/pos/identify",
+    "/api/v1/pos/preview",
+}
+#: Till writes keyed by the POS's own ids (transaction id, refund id) instead of the header.
+KEYED_BY_POS_IDS = {
+    "/api/v1/pos/transactions/{transaction_id}/complete",
+    "/api/v1/pos/transactions/{transaction_id}/refunds",
+    "/api/v1/pos/transactions/{transaction_id}/void",
+}
 API_OPERATIONS = {
+    ("get", "/api/v1/pos/terminal"),
+    ("post", "/api/v1/pos/identify"),
+    ("post", "/api/v1/pos/preview"),
+    ("post", "/api/v1/pos/transactions/{transaction_id}/redemptions"),
+    ("post", "/api/v1/pos/transactions/{transaction_id}/complete"),
+    ("post", "/api/v1/pos/transactions/{transaction_id}/refunds"),
+    ("post", "/api/v1/pos/transactions/{transaction_id}/void"),
+    ("get", "/api/v1/pos/transactions"),
+    ("get", "/api/v1/pos/transactions/{transaction_id}"),
     ("post", "/api/v1/programs/{program_id}/members/{member_id}/quote"),
     ("post", "/api/v1/programs/{program_id}/orders"),
     ("get", "/api/v1/programs/{program_id}/orders/{reference}"),
@@ -180,7 +199,7 @@ def test_openapi_lists_every_api_route(stack: Stack) -> None:
     for method, path in API_OPERATIONS:
         operation = document["paths"][path][method]
         assert operation["security"] == [{"BearerToken": []}], (method, path)
-        if method == "post" and path not in READ_ONLY_POSTS:
+        if method == "post" and path not in READ_ONLY_POSTS | KEYED_BY_POS_IDS:
             names = {p["name"] for p in operation["parameters"]}
             assert "Idempotency-Key" in names, path
     assert document["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"

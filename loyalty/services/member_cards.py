@@ -1,0 +1,142 @@
+"""Membership cards on the server: the member behind a scan, rotating-code secrets, and the
+one-use rule for rotating codes that redeem.
+
+A member's TOTP secret is never stored: it is derived from the server key, the member id and
+the member's ``card_secret_version`` (HMAC-SHA256, first 20 bytes). The wallet receives it once
+per session; raising the version revokes every device that holds the old one. A leaked database
+therefore reveals no secret, and there is nothing to encrypt or rotate per row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from loyalty.db.engine import in_transaction
+from loyalty.db.tables import members, rotating_code_uses
+from loyalty.domain.cards import (
+    TOTP_SECRET_BYTES,
+    TOTP_STEP,
+    ScanKind,
+    classify_scan,
+    new_card_number,
+    parse_rotating_code,
+    verify_totp,
+)
+from loyalty.domain.errors import DomainError, ErrorCode
+
+from .context import Caller
+
+#: Attempts to draw an unused card number (14 random digits: a clash is already unlikely).
+CARD_NUMBER_ATTEMPTS = 5
+
+
+def card_secret(server_key: bytes, member_id: int, version: int) -> bytes:
+    message = f"loyalty-rotating-code:{member_id}:{version}".encode()
+    return hmac.new(server_key, message, hashlib.sha256).digest()[:TOTP_SECRET_BYTES]
+
+
+@dataclass(frozen=True, slots=True)
+class Identified:
+    member_id: int
+    display_name: str
+    kind: ScanKind
+    #: The time step a rotating code matched (what a redemption must record as used).
+    step: int | None = None
+
+
+def _not_found(kind: ScanKind) -> DomainError:
+    return DomainError(
+        ErrorCode.CARD_NOT_FOUND,
+        "no member of this merchant has this code, card number, phone number or email",
+        scan_kind=str(kind),
+    )
+
+
+async def identify(
+    conn: AsyncConnection, caller: Caller, value: str, at: datetime, server_key: bytes
+) -> Identified:
+    """The member a scan or typed value names, within the caller's merchant."""
+    scan = classify_scan(value)
+    columns = (members.c.id, members.c.display_name, members.c.card_secret_version)
+    mine = members.c.merchant_id == caller.merchant_id
+    row: Any
+    if scan.kind is ScanKind.ROTATING_CODE:
+        member_number, digits = parse_rotating_code(scan.value)
+        row = (
+            await conn.execute(select(*columns).where(mine, members.c.id == member_number))
+        ).first()
+        if row is None:
+            raise _not_found(scan.kind)
+        secret = card_secret(server_key, row.id, row.card_secret_version)
+        step = verify_totp(secret, digits, at)
+        return Identified(row.id, row.display_name, scan.kind, step)
+    if scan.kind is ScanKind.CARD_NUMBER:
+        where = members.c.card_number == scan.value
+    elif scan.kind is ScanKind.EMAIL:
+        where = func.lower(members.c.email) == scan.value
+    else:
+        where = members.c.phone == scan.value
+    rows = (await conn.execute(select(*columns).where(mine, where).limit(2))).all()
+    if not rows:
+        raise _not_found(scan.kind)
+    if len(rows) > 1:
+        raise DomainError(
+            ErrorCode.SCAN_AMBIGUOUS,
+            "several members share this phone number or email; scan the card instead",
+            scan_kind=str(scan.kind),
+        )
+    return Identified(rows[0].id, rows[0].display_name, scan.kind)
+
+
+async def use_rotating_step(conn: AsyncConnection, member_id: int, step: int, at: datetime) -> None:
+    """Record that the member's code of ``step`` redeemed; a second use is a replay."""
+    try:
+        async with conn.begin_nested():
+            await conn.execute(
+                rotating_code_uses.insert().values(member_id=member_id, step=step, used_at=at)
+            )
+    except IntegrityError:
+        raise DomainError(
+            ErrorCode.ROTATING_CODE_REPLAYED,
+            "this wallet code was already used to redeem; ask the member to show the new code",
+        ) from None
+
+
+async def forget_used_codes(engine: AsyncEngine, now: datetime) -> int:
+    """Drop uses older than any code still accepted (they can never match again)."""
+    before = now - 4 * TOTP_STEP
+
+    async def work(conn: AsyncConnection) -> int:
+        return await _forget_used_steps(conn, before)
+
+    return await in_transaction(engine, work)
+
+
+async def _forget_used_steps(conn: AsyncConnection, before: datetime) -> int:
+    result = await conn.execute(
+        rotating_code_uses.delete().where(rotating_code_uses.c.used_at < before)
+    )
+    return int(result.rowcount or 0)
+
+
+async def issue_card_number(conn: AsyncConnection, member_id: int) -> str:
+    """Give the member a fresh static card number (unique per deployment)."""
+    for _ in range(CARD_NUMBER_ATTEMPTS):
+        number = new_card_number()
+        try:
+            async with conn.begin_nested():
+                await conn.execute(
+                    members.update().where(members.c.id == member_id).values(card_number=number)
+                )
+        except IntegrityError:
+            continue
+        return number
+    raise RuntimeError("could not draw an unused card number")  # pragma: no cover

@@ -1,0 +1,6 @@
+"""The terminal API's tests run the app like the API tests do."""
+
+from __future__ import annotations
+
+from tests.app.conftest import clock as clock
+from tests.app.conftest import stack as stack
