@@ -40,6 +40,7 @@ from loyalty.services.terminals import Terminals
 from loyalty.services.tier_status import recalc_tiers
 from loyalty.services.tiers import Tiers
 from pos_adapter.api import pos_router
+from pos_adapter.cashier import cashier_router
 
 from .api import api_router
 from .health import HealthController
@@ -114,6 +115,7 @@ def create_app(
             api_router(),
             admin_router(),
             pos_router(),
+            cashier_router(),
             create_static_files_router(
                 path=SWAGGER_ASSETS, directories=[SWAGGER_UI_DIRECTORY], include_in_schema=False
             ),
