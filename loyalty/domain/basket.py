@@ -95,6 +95,17 @@ class Basket:
         return Basket(self.currency, tuple(kept), self.location)
 
 
+def require_currency(basket_currency: str, program_currency: str) -> None:
+    """A basket is priced only in its program's currency."""
+    if basket_currency != program_currency:
+        raise DomainError(
+            ErrorCode.CURRENCY_MISMATCH,
+            f"the basket is in {basket_currency}, the program in {program_currency}",
+            basket_currency=basket_currency,
+            program_currency=program_currency,
+        )
+
+
 def check_basket(basket: Basket) -> None:
     def bad(detail: str, **extra: object) -> DomainError:
         return DomainError(ErrorCode.INVALID_BASKET, detail, **extra)

@@ -40,6 +40,8 @@ class Account:
     hold_timeout: timedelta
     #: When the member enrolled in the program (tier anniversaries count from it).
     joined_at: datetime
+    #: The program's currency (baskets must be in it).
+    currency: str
 
     @property
     def balance(self) -> Balance:
@@ -58,6 +60,7 @@ _ACCOUNT_COLUMNS = (
     programs.c.expiry_value,
     programs.c.timezone,
     programs.c.hold_timeout_seconds,
+    programs.c.currency,
 )
 
 
@@ -72,6 +75,7 @@ def _account(row: Any) -> Account:
         expiry=ExpiryPolicy(ExpiryKind(row.expiry_kind), row.expiry_value, row.timezone),
         hold_timeout=timedelta(seconds=row.hold_timeout_seconds),
         joined_at=row.created_at,
+        currency=row.currency,
     )
 
 

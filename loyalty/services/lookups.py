@@ -56,10 +56,11 @@ async def explain_missing_account(
 async def account_row(
     conn: AsyncConnection, caller: Caller, program_id: int, member_id: int
 ) -> Any:
-    """The member's account in the program (``id``, ``created_at``), unlocked: for reads."""
+    """The member's account in the program (``id``, ``created_at``, the program's
+    ``currency``), unlocked: for reads."""
     row = (
         await conn.execute(
-            select(accounts.c.id, accounts.c.created_at)
+            select(accounts.c.id, accounts.c.created_at, programs.c.currency)
             .join(programs, programs.c.id == accounts.c.program_id)
             .where(
                 accounts.c.program_id == program_id,

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.engine import in_transaction
 from loyalty.db.tables import accounts, order_returns, orders, programs, qualifying_activity
+from loyalty.domain.basket import require_currency
 from loyalty.domain.earning import quote
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.domain.tiers import TierLevel, level
@@ -120,7 +121,7 @@ class Orders:
         async def work(conn: AsyncConnection) -> QuoteView:
             when = at or self._ledger.clock()
             account = await account_row(conn, caller, program_id, member_id)
-            await _require_currency(conn, program_id, basket.currency)
+            require_currency(basket.currency, account.currency)
             found = await rules_in_force(conn, program_id, when)
             tier = None
             if found.rules.tiers is not None:
@@ -225,7 +226,7 @@ class Orders:
         if when > now + ALLOWED_CLOCK_SKEW:
             raise DomainError(ErrorCode.EFFECTIVE_AT_IN_FUTURE, "occurred_at lies in the future")
         account = await self._ledger.lock_member(conn, caller, program_id, member_id, now)
-        await _require_currency(conn, program_id, basket.currency)
+        require_currency(basket.currency, account.currency)
         taken = await conn.scalar(
             select(orders.c.id).where(
                 orders.c.program_id == program_id, orders.c.reference == reference
@@ -480,14 +481,3 @@ async def _order_row(conn: AsyncConnection, caller: Caller, program_id: int, ref
     if row is None:
         raise DomainError(ErrorCode.ORDER_NOT_FOUND, "no such order", reference=reference)
     return row
-
-
-async def _require_currency(conn: AsyncConnection, program_id: int, currency: str) -> None:
-    expected = await conn.scalar(select(programs.c.currency).where(programs.c.id == program_id))
-    if expected is not None and expected != currency:
-        raise DomainError(
-            ErrorCode.CURRENCY_MISMATCH,
-            f"the basket is in {currency}, the program in {expected}",
-            basket_currency=currency,
-            program_currency=expected,
-        )

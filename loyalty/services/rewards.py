@@ -50,7 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.engine import in_transaction
 from loyalty.db.tables import accounts, holds, journals, programs, reward_redemptions, rewards
-from loyalty.domain.basket import Basket
+from loyalty.domain.basket import Basket, require_currency
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.domain.journals import HoldStatus, JournalKind
 from loyalty.domain.rewards import Reward, RewardKind, check_redeemable, value
@@ -462,13 +462,8 @@ class Rewards:
         """``redeem_reward`` inside the caller's transaction."""
         row = await _reward_row(conn, caller, program_id, reward_code, lock=True)
         account = await self._ledger.lock_member(conn, caller, program_id, member_id, now)
-        if basket is not None and basket.currency != row.currency:
-            raise DomainError(
-                ErrorCode.CURRENCY_MISMATCH,
-                f"the basket is in {basket.currency}, the program in {row.currency}",
-                basket_currency=basket.currency,
-                program_currency=row.currency,
-            )
+        if basket is not None:
+            require_currency(basket.currency, account.currency)
         reward = _definition(row).reward()
         mine = (_rr.c.account_id == account.id, _rr.c.reward_id == row.id)
         # The member's own lapsed redemptions of this reward no longer count against them.
