@@ -116,29 +116,48 @@ class Orders:
         at: datetime | None = None,
     ) -> QuoteView:
         """What the basket would earn (nothing is written): the till's and the wallet's preview."""
-        priced = basket.basket()
 
         async def work(conn: AsyncConnection) -> QuoteView:
-            when = at or self._ledger.clock()
-            account = await account_row(conn, caller, program_id, member_id)
-            require_currency(basket.currency, account.currency)
-            found = await rules_in_force(conn, program_id, when)
-            tier = None
-            if found.rules.tiers is not None:
-                tier = await member_level(conn, found.rules.tiers, account.id, when)
-            context = await member_context(
+            return await self.quote_within(
                 conn,
+                at or self._ledger.clock(),
+                caller,
                 program_id=program_id,
-                account_id=account.id,
                 member_id=member_id,
-                rules=found.rules.earning,
-                at=when,
-                lock_budgets=False,
+                basket=basket,
             )
-            result = quote(priced, found.rules.earning, tier, when, context)
-            return quote_view(result, found.version, None if tier is None else tier.code)
 
         return await in_transaction(self._ledger.engine, work, read_only=True)
+
+    async def quote_within(
+        self,
+        conn: AsyncConnection,
+        when: datetime,
+        caller: Caller,
+        *,
+        program_id: int,
+        member_id: int,
+        basket: BasketDocument,
+    ) -> QuoteView:
+        """``quote`` inside the caller's transaction."""
+        priced = basket.basket()
+        account = await account_row(conn, caller, program_id, member_id)
+        require_currency(basket.currency, account.currency)
+        found = await rules_in_force(conn, program_id, when)
+        tier = None
+        if found.rules.tiers is not None:
+            tier = await member_level(conn, found.rules.tiers, account.id, when)
+        context = await member_context(
+            conn,
+            program_id=program_id,
+            account_id=account.id,
+            member_id=member_id,
+            rules=found.rules.earning,
+            at=when,
+            lock_budgets=False,
+        )
+        result = quote(priced, found.rules.earning, tier, when, context)
+        return quote_view(result, found.version, None if tier is None else tier.code)
 
     async def record(
         self,

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from msgspec import Struct
-from sqlalchemy import String, func, literal, select, update
+from sqlalchemy import ColumnElement, String, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.engine import in_transaction
@@ -36,11 +36,11 @@ from loyalty.db.tables import (
     programs,
     reward_redemptions,
 )
+from loyalty.domain.basket import Basket
 from loyalty.domain.cards import ScanKind
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.domain.journals import HoldStatus, JournalKind
 from loyalty.domain.rewards import value
-from loyalty.domain.texts import Texts
 
 from .idempotency import Replayable, fingerprint
 from .ledger import Ledger
@@ -51,9 +51,7 @@ from .quotes import BasketDocument, QuoteView
 from .results import Balance
 from .rewards import AvailableReward, Rewards
 from .rule_documents import LocalizedText
-from .rules_in_force import find_rules_in_force
 from .terminals import Terminal
-from .tier_status import effective_tier_code
 
 
 class TierBadge(Struct, frozen=True):
@@ -189,51 +187,55 @@ class PointOfSale:
     async def identify(self, till: Terminal, scan: str) -> MemberAtTill:
         now = self.clock()
 
-        async def work(conn: AsyncConnection) -> tuple[Identified, Balance, TierBadge | None]:
-            who = await identify(conn, till.caller, scan, now, self._key)
-            return who, *(await _balance_and_tier(conn, till, who.member_id, now))
+        async def work(conn: AsyncConnection) -> MemberAtTill:
+            return await self._member_at_till(conn, till, scan, now)
 
-        who, balance, tier = await in_transaction(self._ledger.engine, work, read_only=True)
-        usable = await self._rewards.available_rewards(
-            till.caller, till.program_id, who.member_id, now
+        return await in_transaction(self._ledger.engine, work, read_only=True)
+
+    async def preview(self, till: Terminal, scan: str, basket: BasketDocument) -> Preview:
+        now = self.clock()
+        priced = basket.basket()
+
+        async def work(conn: AsyncConnection) -> Preview:
+            member = await self._member_at_till(conn, till, scan, now)
+            quote = await self._orders.quote_within(
+                conn,
+                now,
+                till.caller,
+                program_id=till.program_id,
+                member_id=member.member_id,
+                basket=basket,
+            )
+            return Preview(
+                member=member,
+                quote=quote,
+                rewards=[_on_basket(offer, priced) for offer in member.rewards],
+            )
+
+        return await in_transaction(self._ledger.engine, work, read_only=True)
+
+    async def _member_at_till(
+        self, conn: AsyncConnection, till: Terminal, scan: str, now: datetime
+    ) -> MemberAtTill:
+        who = await identify(conn, till.caller, scan, now, self._key)
+        usable = await self._rewards.available_within(
+            conn, now, till.caller, till.program_id, who.member_id
         )
+        tier = None
+        if usable.tier is not None and usable.tier_name is not None:
+            tier = TierBadge(usable.tier, usable.tier_name)
         return MemberAtTill(
             member_id=who.member_id,
             display_name=who.display_name,
             identified_by=str(who.kind),
             tier=tier,
-            balance=balance,
+            balance=await _member_balance(
+                conn,
+                accounts.c.program_id == till.program_id,
+                accounts.c.member_id == who.member_id,
+            ),
             rewards=usable.rewards,
         )
-
-    async def preview(self, till: Terminal, scan: str, basket: BasketDocument) -> Preview:
-        member = await self.identify(till, scan)
-        quote = await self._orders.quote(
-            till.caller, program_id=till.program_id, member_id=member.member_id, basket=basket
-        )
-        priced = basket.basket()
-        on_basket = []
-        for offer in member.rewards:
-            definition = offer.reward.definition
-            refusal = offer.refusal
-            discount = 0
-            try:
-                worth = value(definition.reward(), priced, offer.points_from or None)
-                discount = worth.discount
-            except DomainError as error:
-                refusal = refusal or str(error.code)
-            on_basket.append(
-                RewardOnBasket(
-                    reward_code=offer.reward.code,
-                    name=definition.name,
-                    kind=str(definition.kind),
-                    usable=refusal is None,
-                    points=offer.points_from,
-                    discount=discount,
-                    refusal=refusal,
-                )
-            )
-        return Preview(member=member, quote=quote, rewards=on_basket)
 
     async def transaction(self, till: Terminal, transaction_id: str) -> TransactionView:
         async def work(conn: AsyncConnection) -> TransactionView:
@@ -460,7 +462,7 @@ class PointOfSale:
                 )
                 balance = returned_balance or balance
             if balance is None:
-                balance = await _member_balance(conn, tx.account_id)
+                balance = await _member_balance(conn, accounts.c.id == tx.account_id)
             return Refunded(
                 transaction_id=transaction_id,
                 refund_id=refund_id,
@@ -518,7 +520,7 @@ class PointOfSale:
                 points_reversed=reversed_points,
                 points_returned=returned,
                 holds_released=released,
-                balance=balance or await _member_balance(conn, tx.account_id),
+                balance=balance or await _member_balance(conn, accounts.c.id == tx.account_id),
             )
 
         return await self._ledger.executor.run(
@@ -596,6 +598,26 @@ class PointOfSale:
         return given, balance
 
 
+def _on_basket(offer: AvailableReward, basket: Basket) -> RewardOnBasket:
+    """What a reward would take off this basket (at its cheapest price), or why not."""
+    definition = offer.reward.definition
+    refusal = offer.refusal
+    discount = 0
+    try:
+        discount = value(definition.reward(), basket, offer.points_from or None).discount
+    except DomainError as error:
+        refusal = refusal or str(error.code)
+    return RewardOnBasket(
+        reward_code=offer.reward.code,
+        name=definition.name,
+        kind=str(definition.kind),
+        usable=refusal is None,
+        points=offer.points_from,
+        discount=discount,
+        refusal=refusal,
+    )
+
+
 def _reference(transaction_id: str) -> str:
     return f"pos:{transaction_id}"
 
@@ -608,37 +630,8 @@ def _not_found(transaction_id: str) -> DomainError:
     )
 
 
-async def _balance_and_tier(
-    conn: AsyncConnection, till: Terminal, member_id: int, now: datetime
-) -> tuple[Balance, TierBadge | None]:
-    row = (
-        await conn.execute(
-            select(accounts.c.id, accounts.c.posted, accounts.c.held).where(
-                accounts.c.program_id == till.program_id, accounts.c.member_id == member_id
-            )
-        )
-    ).first()
-    if row is None:
-        raise DomainError(
-            ErrorCode.NOT_ENROLLED, "the member is not enrolled in this till's program"
-        )
-    balance = Balance(posted=row.posted, held=row.held, available=row.posted - row.held)
-    code = await effective_tier_code(conn, till.program_id, row.id, now)
-    if code is None:
-        return balance, None
-    found = await find_rules_in_force(conn, till.program_id, now)
-    assert found is not None
-    assert found.rules.tiers is not None
-    names: Texts = next(level.name for level in found.rules.tiers.levels if level.code == code)
-    return balance, TierBadge(code, LocalizedText(de=names.de, en=names.en))
-
-
-async def _member_balance(conn: AsyncConnection, account_id: int) -> Balance:
-    row = (
-        await conn.execute(
-            select(accounts.c.posted, accounts.c.held).where(accounts.c.id == account_id)
-        )
-    ).one()
+async def _member_balance(conn: AsyncConnection, *account: ColumnElement[bool]) -> Balance:
+    row = (await conn.execute(select(accounts.c.posted, accounts.c.held).where(*account))).one()
     return Balance(posted=row.posted, held=row.held, available=row.posted - row.held)
 
 

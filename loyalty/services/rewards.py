@@ -62,8 +62,8 @@ from .idempotency import Replayable, fingerprint
 from .ledger import Ledger
 from .lookups import explain_missing_account, require_program
 from .results import Balance, OperationResult
-from .rule_documents import RewardDefinition
-from .tier_status import effective_tier_code
+from .rule_documents import LocalizedText, RewardDefinition
+from .tier_status import effective_tier, effective_tier_code
 
 Mode = Literal["hold", "voucher"]
 MODES: tuple[Mode, ...] = get_args(Mode)
@@ -120,6 +120,7 @@ class AvailableRewards(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     tier: str | None
     available_points: int
     rewards: list[AvailableReward]
+    tier_name: LocalizedText | None = None
 
 
 class RedemptionView(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -343,62 +344,71 @@ class Rewards:
         when the member's available points do not reach the reward's cheapest price."""
 
         async def work(conn: AsyncConnection) -> AvailableRewards:
-            when = at or self._now()
-            account = await _account_row(conn, caller, program_id, member_id)
-            # Holds whose time is up are as good as released (the ledger releases them first).
-            lapsed_held = await conn.scalar(
-                select(func.coalesce(func.sum(holds.c.points), 0)).where(
-                    holds.c.account_id == account.id,
-                    holds.c.status == HoldStatus.PENDING,
-                    holds.c.expires_at <= when,
-                )
-            )
-            available = account.posted - account.held + int(lapsed_held or 0)
-            rows = (
-                await conn.execute(
-                    select(rewards)
-                    .where(rewards.c.program_id == program_id, rewards.c.active.is_(True))
-                    .order_by(rewards.c.code)
-                )
-            ).all()
-            lapsed = await _lapsed_units(conn, when, _rr.c.program_id == program_id)
-            used = await _member_counts(conn, when, _rr.c.account_id == account.id)
-            tier = await effective_tier_code(conn, program_id, account.id, when)
-            items = []
-            for row in rows:
-                definition = _definition(row)
-                reward = definition.reward()
-                units = row.units_redeemed - lapsed.get(row.id, 0)
-                cheapest = _cheapest(reward)
-                refusal: DomainError | None = None
-                try:
-                    check_redeemable(reward, when, tier, used.get(row.id, 0), units)
-                    if available < cheapest:
-                        raise DomainError(
-                            ErrorCode.INSUFFICIENT_POINTS,
-                            "the member does not have enough available points",
-                        )
-                except DomainError as error:
-                    refusal = error
-                items.append(
-                    AvailableReward(
-                        reward=_view_of(row, units, definition),
-                        redeemable=refusal is None,
-                        points_from=cheapest,
-                        refusal=None if refusal is None else str(refusal.code),
-                        refusal_detail=None if refusal is None else refusal.detail,
-                    )
-                )
-            return AvailableRewards(
-                program_id=program_id,
-                member_id=member_id,
-                at=when,
-                tier=tier,
-                available_points=available,
-                rewards=items,
+            return await self.available_within(
+                conn, at or self._now(), caller, program_id, member_id
             )
 
         return await in_transaction(self._engine, work, read_only=True)
+
+    async def available_within(
+        self, conn: AsyncConnection, when: datetime, caller: Caller, program_id: int, member_id: int
+    ) -> AvailableRewards:
+        """``available_rewards`` inside the caller's transaction."""
+        account = await _account_row(conn, caller, program_id, member_id)
+        # Holds whose time is up are as good as released (the ledger releases them first).
+        lapsed_held = await conn.scalar(
+            select(func.coalesce(func.sum(holds.c.points), 0)).where(
+                holds.c.account_id == account.id,
+                holds.c.status == HoldStatus.PENDING,
+                holds.c.expires_at <= when,
+            )
+        )
+        available = account.posted - account.held + int(lapsed_held or 0)
+        rows = (
+            await conn.execute(
+                select(rewards)
+                .where(rewards.c.program_id == program_id, rewards.c.active.is_(True))
+                .order_by(rewards.c.code)
+            )
+        ).all()
+        lapsed = await _lapsed_units(conn, when, _rr.c.program_id == program_id)
+        used = await _member_counts(conn, when, _rr.c.account_id == account.id)
+        level = await effective_tier(conn, program_id, account.id, when)
+        tier = None if level is None else level.code
+        items = []
+        for row in rows:
+            definition = _definition(row)
+            reward = definition.reward()
+            units = row.units_redeemed - lapsed.get(row.id, 0)
+            cheapest = _cheapest(reward)
+            refusal: DomainError | None = None
+            try:
+                check_redeemable(reward, when, tier, used.get(row.id, 0), units)
+                if available < cheapest:
+                    raise DomainError(
+                        ErrorCode.INSUFFICIENT_POINTS,
+                        "the member does not have enough available points",
+                    )
+            except DomainError as error:
+                refusal = error
+            items.append(
+                AvailableReward(
+                    reward=_view_of(row, units, definition),
+                    redeemable=refusal is None,
+                    points_from=cheapest,
+                    refusal=None if refusal is None else str(refusal.code),
+                    refusal_detail=None if refusal is None else refusal.detail,
+                )
+            )
+        return AvailableRewards(
+            program_id=program_id,
+            member_id=member_id,
+            at=when,
+            tier=tier,
+            tier_name=None if level is None else LocalizedText(de=level.name.de, en=level.name.en),
+            available_points=available,
+            rewards=items,
+        )
 
     async def redeem_reward(
         self,

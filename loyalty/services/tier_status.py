@@ -113,14 +113,22 @@ async def member_level(
     return policy.levels[0] if state is None else effective_level(policy, state, at)
 
 
+async def effective_tier(
+    conn: AsyncConnection, program_id: int, account_id: int, at: datetime
+) -> TierLevel | None:
+    """The member's tier under the rules in force at ``at`` (None: no tiers)."""
+    found = await find_rules_in_force(conn, program_id, at)
+    if found is None or found.rules.tiers is None:
+        return None
+    return await member_level(conn, found.rules.tiers, account_id, at)
+
+
 async def effective_tier_code(
     conn: AsyncConnection, program_id: int, account_id: int, at: datetime
 ) -> str | None:
     """The member's tier code under the rules in force at ``at`` (None: no tiers)."""
-    found = await find_rules_in_force(conn, program_id, at)
-    if found is None or found.rules.tiers is None:
-        return None
-    return (await member_level(conn, found.rules.tiers, account_id, at)).code
+    level = await effective_tier(conn, program_id, account_id, at)
+    return None if level is None else level.code
 
 
 @dataclass(frozen=True, slots=True)
