@@ -310,7 +310,6 @@ class PointOfSale:
         async def work(conn: AsyncConnection) -> TillRedemption:
             now = self.clock()
             who = await identify(conn, till.caller, scan, now, self._key)
-            await _open_transaction(conn, till, transaction_id, who, now)
             result = await self._rewards.redeem_within(
                 conn,
                 now,
@@ -323,6 +322,7 @@ class PointOfSale:
                 basket=priced,
                 reference=_reference(transaction_id),
             )
+            await _claim_transaction(conn, till, transaction_id, who, now)
             if who.kind is ScanKind.ROTATING_CODE:
                 assert who.step is not None
                 await use_rotating_step(conn, who.member_id, who.step, now)
@@ -373,16 +373,11 @@ class PointOfSale:
         captured_offline: bool,
         total: int | None,
     ) -> Replayable[Completed]:
-        basket.basket()
-
         async def work(conn: AsyncConnection) -> Completed:
             now = self.clock()
             # The code was shown when the sale happened; sent later, it is checked for then.
             who = await identify(
                 conn, till.caller, scan, occurred_at if captured_offline else now, self._key
-            )
-            row = await _open_transaction(
-                conn, till, transaction_id, who, now, offline=captured_offline
             )
             order: OrderResult = await self._orders.record_within(
                 conn,
@@ -404,18 +399,18 @@ class PointOfSale:
                 redeemed.append(
                     RedeemedReward(captured.reward_code, captured.points, captured.discount)
                 )
-            await conn.execute(
-                update(pos_transactions)
-                .where(pos_transactions.c.id == row)
-                .values(
-                    status="completed",
-                    order_id=order.order_id,
-                    currency=basket.currency,
-                    total=total,
-                    occurred_at=occurred_at,
-                    offline=captured_offline,
-                    updated_at=now,
-                )
+            await _claim_transaction(
+                conn,
+                till,
+                transaction_id,
+                who,
+                now,
+                status="completed",
+                order_id=order.order_id,
+                currency=basket.currency,
+                total=total,
+                occurred_at=occurred_at,
+                offline=captured_offline,
             )
             return Completed(
                 transaction_id=transaction_id,
@@ -635,68 +630,66 @@ async def _member_balance(conn: AsyncConnection, *account: ColumnElement[bool]) 
     return Balance(posted=row.posted, held=row.held, available=row.posted - row.held)
 
 
-async def _open_transaction(
+async def _claim_transaction(
     conn: AsyncConnection,
     till: Terminal,
     transaction_id: str,
     who: Identified,
     now: datetime,
-    *,
-    offline: bool = False,
-) -> int:
-    """The sale's row, made on its first redemption or at completion; it must still be open
-    and belong to the same member."""
-    account_id = await conn.scalar(
-        select(accounts.c.id).where(
-            accounts.c.program_id == till.program_id, accounts.c.member_id == who.member_id
-        )
-    )
-    if account_id is None:
-        raise DomainError(
-            ErrorCode.NOT_ENROLLED, "the member is not enrolled in this till's program"
-        )
+    **changes: Any,
+) -> None:
+    """Make or update the sale's row (on its first redemption, or at completion with
+    ``changes``). The caller has locked the member's account already (a redemption or an order
+    did), so a missing enrollment has been reported. An existing sale must still be open and
+    belong to the same member."""
     existing = (
         await conn.execute(
-            select(pos_transactions.c.id, pos_transactions.c.status, pos_transactions.c.account_id)
+            select(pos_transactions.c.id, pos_transactions.c.status, accounts.c.member_id)
+            .join(accounts, accounts.c.id == pos_transactions.c.account_id)
             .where(
                 pos_transactions.c.merchant_id == till.merchant_id,
                 pos_transactions.c.transaction_id == transaction_id,
             )
-            .with_for_update()
+            .with_for_update(of=pos_transactions)
         )
     ).first()
     if existing is None:
-        new_id = await conn.scalar(
-            pos_transactions.insert()
-            .values(
+        account_id = (
+            select(accounts.c.id)
+            .where(accounts.c.program_id == till.program_id, accounts.c.member_id == who.member_id)
+            .scalar_subquery()
+        )
+        await conn.execute(
+            pos_transactions.insert().values(
                 merchant_id=till.merchant_id,
                 program_id=till.program_id,
                 terminal_id=till.terminal_id,
                 location=till.location,
                 transaction_id=transaction_id,
                 account_id=account_id,
-                status="open",
                 identified_by=str(who.kind),
-                offline=offline,
                 created_at=now,
                 updated_at=now,
+                **{"status": "open", **changes},
             )
-            .returning(pos_transactions.c.id)
         )
-        assert new_id is not None
-        return int(new_id)
+        return
     if existing.status != "open":
         raise DomainError(
             ErrorCode.TRANSACTION_NOT_OPEN,
             f"the sale is already {existing.status}",
             status=existing.status,
         )
-    if existing.account_id != account_id:
+    if existing.member_id != who.member_id:
         raise DomainError(
-            ErrorCode.TRANSACTION_MEMBER_MISMATCH,
-            "this sale was opened for another member",
+            ErrorCode.TRANSACTION_MEMBER_MISMATCH, "this sale was opened for another member"
         )
-    return int(existing.id)
+    if changes:
+        await conn.execute(
+            update(pos_transactions)
+            .where(pos_transactions.c.id == existing.id)
+            .values(updated_at=now, **changes)
+        )
 
 
 async def _transaction_row(
