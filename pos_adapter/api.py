@@ -19,7 +19,6 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody, PathParameter, QueryParameter
-from sqlalchemy import select
 
 from admin.api.auth import STAFF_STATE_KEY
 from loyalty.app.api.params import READ_PROBLEMS, WRITE_PROBLEMS, IdempotencyKey, answer
@@ -27,7 +26,6 @@ from loyalty.app.api.schemas import AwareDateTime
 from loyalty.app.api.strict_body import strict_body_guard
 from loyalty.app.auth import bearer_token
 from loyalty.app.dependencies import provide_staff_directory
-from loyalty.db.tables import merchants, programs
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.services.pos import (
     Completed,
@@ -148,24 +146,14 @@ class TerminalController(Controller):
     tags = ["Point of sale"]
 
     @get("/terminal", responses=READ_PROBLEMS, summary="The till this key belongs to")
-    async def terminal(
-        self, request: Request[Any, Any, Any], till: NamedDependency[Terminal]
-    ) -> TerminalInfo:
-        async with request.app.state.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(programs.c.currency, merchants.c.name)
-                    .join(merchants, merchants.c.id == programs.c.merchant_id)
-                    .where(programs.c.id == till.program_id)
-                )
-            ).one()
+    async def terminal(self, till: NamedDependency[Terminal]) -> TerminalInfo:
         return TerminalInfo(
             terminal_code=till.code,
             location=till.location,
             name=till.name,
             program_id=till.program_id,
-            currency=row.currency,
-            merchant_name=row.name,
+            currency=till.currency,
+            merchant_name=till.merchant_name,
         )
 
     @post(

@@ -128,7 +128,11 @@ class IdempotentExecutor:
         result_type: type[R],
         work: Callable[[AsyncConnection], Awaitable[R]],
         journal_id_of: Callable[[R], int | None] = lambda _: None,
+        remember_refusals: bool = True,
     ) -> Replayable[R]:
+        """Run ``work`` once per (client, key). With ``remember_refusals`` False a business
+        refusal leaves no trace, so that a corrected request may use the key: for keys that are
+        the caller's own ids of a thing (a POS transaction id), which it cannot change."""
         key = validate_key(key)
         with self._registry.claim(client_id, key):
             for _ in range(3):
@@ -137,7 +141,7 @@ class IdempotentExecutor:
                         client_id, key, request_hash, result_type, work, journal_id_of
                     )
                 except DomainError as refusal:
-                    if refusal.replayed or refusal.code in _NOT_STORED:
+                    if refusal.replayed or refusal.code in _NOT_STORED or not remember_refusals:
                         raise
                     await self._store_rejection(client_id, key, request_hash, refusal, result_type)
                     raise

@@ -2,10 +2,14 @@
 
 Every write is idempotent under the merchant's POS client: complete is keyed by the POS
 transaction id, a refund by its refund id, void by the transaction id, a redemption by the
-transaction id and the till's Idempotency-Key. Complete earns on the order and captures the
-transaction's held redemptions in one database transaction. A redemption needs the server and a
-rotating wallet code (each code redeems once per member and 30-second step), or stays within the
-program's cap when the member was identified by card number, phone or email.
+transaction id and the till's Idempotency-Key. Success is stored and replayed; a refusal of a
+write keyed by the POS's own ids is not stored, because the till cannot pick another id to
+send the corrected request (another member scanned, a fresh wallet code).
+
+Complete earns on the order and captures the transaction's held redemptions in one database
+transaction. A redemption needs the server and a rotating wallet code (each code redeems once
+per member and 30-second step), or stays within the program's cap when the member was
+identified by card number, phone or email.
 
 Refunds: earned points come back out as the order is re-priced without the refunded units (see
 ``Orders.return_within``); redeemed points go back to the member by the program's policy
@@ -359,7 +363,6 @@ class PointOfSale:
             request_hash=fingerprint("pos.redeem", *body),
             result_type=TillRedemption,
             work=work,
-            journal_id_of=lambda _result: None,
         )
 
     async def complete(
@@ -431,7 +434,7 @@ class PointOfSale:
             request_hash=fingerprint("pos.complete", *body),
             result_type=Completed,
             work=work,
-            journal_id_of=lambda result: None,
+            remember_refusals=False,
         )
 
     async def refund(
@@ -473,7 +476,7 @@ class PointOfSale:
             request_hash=fingerprint("pos.refund", *body),
             result_type=Refunded,
             work=work,
-            journal_id_of=lambda result: None,
+            remember_refusals=False,
         )
 
     async def void(self, till: Terminal, *, transaction_id: str) -> Replayable[Voided]:
@@ -524,7 +527,7 @@ class PointOfSale:
             request_hash=fingerprint("pos.void", till.program_id, transaction_id),
             result_type=Voided,
             work=work,
-            journal_id_of=lambda result: None,
+            remember_refusals=False,
         )
 
     # --- helpers -------------------------------------------------------------------------------

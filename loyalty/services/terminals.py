@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from msgspec import Meta, Struct
 from sqlalchemy import or_, select, update
@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loyalty.db.engine import in_transaction
-from loyalty.db.tables import programs, terminal_keys, terminals
+from loyalty.db.tables import merchants, programs, terminal_keys, terminals
 from loyalty.domain.errors import DomainError, ErrorCode
 
 from .audit import record_entry
@@ -85,6 +85,9 @@ class Terminal:
     location: str
     name: str
     key_id: int | None
+    #: The program's currency and the merchant's name, for the till's header.
+    currency: str
+    merchant_name: str
 
     @property
     def caller(self) -> Caller:
@@ -303,9 +306,11 @@ class Terminals:
                         terminal_keys.c.expires_at,
                         terminal_keys.c.revoked_at,
                         terminal_keys.c.last_used_at,
-                        terminals,
+                        *_TERMINAL_COLUMNS,
                     )
                     .join(terminals, terminals.c.id == terminal_keys.c.terminal_id)
+                    .join(programs, programs.c.id == terminals.c.program_id)
+                    .join(merchants, merchants.c.id == terminals.c.merchant_id)
                     .where(terminal_keys.c.prefix == prefix)
                 )
             ).first()
@@ -337,7 +342,10 @@ class Terminals:
         async def work(conn: AsyncConnection) -> Terminal:
             row = (
                 await conn.execute(
-                    select(terminals).where(
+                    select(*_TERMINAL_COLUMNS)
+                    .join(programs, programs.c.id == terminals.c.program_id)
+                    .join(merchants, merchants.c.id == terminals.c.merchant_id)
+                    .where(
                         terminals.c.merchant_id == staff.merchant_id,
                         terminals.c.code == code,
                         terminals.c.disabled_at.is_(None),
@@ -359,29 +367,42 @@ def _invalid_key() -> DomainError:
     return DomainError(ErrorCode.UNAUTHORIZED, "the terminal API key is not valid")
 
 
-def _terminal(row: object, key_id: int | None) -> Terminal:
+_TERMINAL_COLUMNS = (
+    terminals.c.id,
+    terminals.c.merchant_id,
+    terminals.c.program_id,
+    terminals.c.code,
+    terminals.c.location,
+    terminals.c.name,
+    terminals.c.disabled_at,
+    programs.c.currency,
+    merchants.c.name.label("merchant_name"),
+)
+
+
+def _terminal(row: Any, key_id: int | None) -> Terminal:
     return Terminal(
-        terminal_id=row.id,  # type: ignore[attr-defined]
-        merchant_id=row.merchant_id,  # type: ignore[attr-defined]
-        program_id=row.program_id,  # type: ignore[attr-defined]
-        code=row.code,  # type: ignore[attr-defined]
-        location=row.location,  # type: ignore[attr-defined]
-        name=row.name,  # type: ignore[attr-defined]
+        terminal_id=row.id,
+        merchant_id=row.merchant_id,
+        program_id=row.program_id,
+        code=row.code,
+        location=row.location,
+        name=row.name,
         key_id=key_id,
+        currency=row.currency,
+        merchant_name=row.merchant_name,
     )
 
 
-def _key_view(row: object, now: datetime) -> TerminalKeyView:
-    revoked = row.revoked_at  # type: ignore[attr-defined]
-    expires = row.expires_at  # type: ignore[attr-defined]
+def _key_view(row: Any, now: datetime) -> TerminalKeyView:
     return TerminalKeyView(
-        key_id=row.id,  # type: ignore[attr-defined]
-        prefix=row.prefix,  # type: ignore[attr-defined]
-        created_at=row.created_at,  # type: ignore[attr-defined]
-        expires_at=expires,
-        revoked_at=revoked,
-        last_used_at=row.last_used_at,  # type: ignore[attr-defined]
-        active=revoked is None and (expires is None or expires > now),
+        key_id=row.id,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+        active=row.revoked_at is None and (row.expires_at is None or row.expires_at > now),
     )
 
 

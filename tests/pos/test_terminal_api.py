@@ -82,7 +82,8 @@ def wallet_code(stack: Stack, member: int, at: datetime | None = None) -> str:
     return rotating_code(member, secret, at or stack.clock.now)
 
 
-def test_a_sale_from_scan_to_void(stack: Stack) -> None:
+def test_a_sale_from_scan_to_void(any_stack: Stack) -> None:
+    stack = any_stack
     _, till, _, member, card = setup(stack)
     now = stack.clock.now
 
@@ -319,3 +320,51 @@ def test_a_key_of_another_merchant_finds_nothing(stack: Stack) -> None:
     )
     assert till.ok("/identify", {"member": {"value": card}})["balance"]["available"] == 10
     assert datetime.now(UTC)  # the clock of the app is the test's, not the wall's
+
+
+def test_the_till_knows_where_it_is_by_key_or_by_staff_login(stack: Stack) -> None:
+    manager, till, pid, _, _ = setup(stack)
+    expected = {
+        "terminal_code": "kasse-1",
+        "location": "berlin",
+        "name": "Kasse 1",
+        "program_id": pid,
+        "currency": "EUR",
+    }
+    by_key = stack.client.get(f"{POS}/terminal", headers=till.headers)
+    assert by_key.status_code == 200, by_key.text
+    assert by_key.json().items() >= expected.items()
+    staff = {**manager.headers, "X-Terminal": "kasse-1"}
+    assert stack.client.get(f"{POS}/terminal", headers=staff).json().items() >= expected.items()
+    no_till = stack.client.get(f"{POS}/terminal", headers=manager.headers)
+    assert_problem(no_till, 401, "unauthorized")
+    unknown_till = stack.client.get(f"{POS}/terminal", headers={**staff, "X-Terminal": "nope"})
+    assert_problem(unknown_till, 404, "terminal_not_found")
+
+
+def test_a_sale_is_completed_once_and_for_its_own_member(stack: Stack) -> None:
+    _, till, pid, member, card = setup(stack)
+    other = stack.shop.ok(f"/programs/{pid}/members", {"display_name": "Ole"})["member_id"]
+    other_card = stack.read_db(
+        lambda conn: conn.scalar(select(members.c.card_number).where(members.c.id == other))
+    )
+    now = stack.clock.now.isoformat()
+    till.ok(
+        "/transactions/T-0/complete",
+        {"occurred_at": now, "member": {"value": card}, "order": order(line("1", 20_000))},
+    )
+    till.ok(
+        "/transactions/T-1/redemptions",
+        {"member": {"value": card}, "redemption": {"reward_code": "kaffee"}},
+        201,
+        **{"Idempotency-Key": "r-1"},
+    )
+    body = {"occurred_at": now, "order": order(line("1", 1_000))}
+    wrong = till.post("/transactions/T-1/complete", {**body, "member": {"value": other_card}})
+    assert_problem(wrong, 409, "transaction_member_mismatch")
+    till.ok("/transactions/T-1/void", {})
+    again = till.post("/transactions/T-1/complete", {**body, "member": {"value": card}})
+    assert_problem(again, 409, "transaction_not_open")
+    for who, available in ((member, 200), (other, 0)):
+        balance = stack.shop.read(f"/programs/{pid}/members/{who}/balance")
+        assert balance["available"] == available
