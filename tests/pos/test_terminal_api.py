@@ -4,16 +4,20 @@ refused with stable codes and nothing written."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hypothesis import given, settings
 from sqlalchemy import select
 
 from loyalty.db.tables import members
 from loyalty.domain.cards import damm_check_digit, rotating_code
 from loyalty.services.member_cards import card_secret
+from loyalty.services.quotes import BasketDocument
 from tests.app.conftest import Stack
 from tests.app.staff_session import Manager
+from tests.support.baskets import orders_and_returns
 from tests.support.problems import assert_problem
 
 POS = "/api/v1/pos"
@@ -368,3 +372,72 @@ def test_a_sale_is_completed_once_and_for_its_own_member(stack: Stack) -> None:
     for who, available in ((member, 200), (other, 0)):
         balance = stack.shop.read(f"/programs/{pid}/members/{who}/balance")
         assert balance["available"] == available
+
+
+def test_refunds_in_any_steps_give_back_exactly_what_the_sale_moved(stack: Stack) -> None:
+    """Refunding every unit, in any number of partial refunds, takes back exactly the points the
+    sale earned and gives back exactly the points it redeemed, never more on the way."""
+    _, till, pid, member, card = setup(stack)
+    now = stack.clock.now.isoformat()
+    till.ok(
+        "/transactions/START/complete",
+        {"occurred_at": now, "member": {"value": card}, "order": order(line("1", 500_000))},
+    )
+    sales = itertools.count()
+
+    def available() -> int:
+        balance: int = stack.shop.read(f"/programs/{pid}/members/{member}/balance")["available"]
+        return balance
+
+    @settings(max_examples=20)
+    @given(case=orders_and_returns())
+    def refund_in_steps(case: tuple[BasketDocument, list[dict[str, int]]]) -> None:
+        basket, steps = case
+        tx = f"S-{next(sales)}"
+        before = available()
+        pos_order = order(
+            *(
+                {
+                    "line_id": item.line_id,
+                    "sku": item.sku,
+                    "quantity": item.quantity,
+                    "unit_price": item.unit_price,
+                    "discount": item.line_discount,
+                    "kind": str(item.kind),
+                    **({"category": item.category} if item.category else {}),
+                }
+                for item in basket.lines
+            )
+        )
+        till.ok(
+            f"/transactions/{tx}/redemptions",
+            {"member": {"value": card}, "redemption": {"reward_code": "kaffee"}},
+            201,
+            **{"Idempotency-Key": tx},
+        )
+        done = till.ok(
+            f"/transactions/{tx}/complete",
+            {"occurred_at": now, "member": {"value": card}, "order": pos_order},
+        )
+        reversed_points = returned = 0
+        refunds = [
+            {"lines": [{"line_id": k, "quantity": v} for k, v in step.items()]} for step in steps
+        ]
+        left = {
+            item.line_id: item.quantity - sum(s.get(item.line_id, 0) for s in steps)
+            for item in basket.lines
+        }
+        if any(left.values()):
+            refunds.append({"lines": []})
+        for index, refund in enumerate(refunds):
+            result = till.ok(
+                f"/transactions/{tx}/refunds", {"refund_id": f"{tx}-{index}", **refund}, 201
+            )
+            reversed_points += result["points_reversed"]
+            returned += result["points_returned"]
+            assert reversed_points <= done["points_earned"]
+            assert returned <= 100
+        assert (reversed_points, returned) == (done["points_earned"], 100)
+        assert available() == before
+
+    refund_in_steps()
