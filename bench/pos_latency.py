@@ -147,6 +147,8 @@ async def run(rate: float, seconds: float, member_count: int) -> None:
             **os.environ,
             "LOYALTY_DATABASE_URL": url,
             "LOYALTY_SWEEP_INTERVAL_SECONDS": "0",
+            # One key drives the whole load: far above a real till's per-key limit.
+            "LOYALTY_POS_RATE_LIMIT": "0",
         }
         app = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -39,6 +39,7 @@ from .rewards import RewardAdminController
 from .rule_sets import RuleSetController
 from .staff import LoginController, SessionController, StaffController
 from .terminals import TerminalAdminController
+from .vendor_connections import VendorConnectionController
 
 ADMIN_API_PREFIX = "/api/v1/admin"
 #: The OpenAPI security scheme of staff session tokens (declared in loyalty.app.factory).
@@ -61,6 +62,7 @@ def admin_router() -> Router:
             RuleSetController,
             ManagedMemberController,
             TerminalAdminController,
+            VendorConnectionController,
         ],
         guards=[requires_role(*READERS)],
     )

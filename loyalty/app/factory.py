@@ -35,17 +35,23 @@ from loyalty.services.programs import Programs
 from loyalty.services.queries import Queries
 from loyalty.services.rewards import Rewards
 from loyalty.services.rule_sets import RuleSets
+from loyalty.services.secret_box import SecretBox
 from loyalty.services.staff import StaffDirectory
 from loyalty.services.terminals import Terminals
 from loyalty.services.tier_status import recalc_tiers
 from loyalty.services.tiers import Tiers
+from loyalty.services.vendor_connections import VendorConnections
+from loyalty.services.vendor_messages import VendorMessages
 from pos_adapter.api import pos_router
 from pos_adapter.cashier import cashier_router
+from pos_adapter.vendor_routes import vendor_router
+from pos_adapter.vendors import VENDORS
 
 from .api import api_router
 from .health import HealthController
 from .home import home
 from .problems import EXCEPTION_HANDLERS
+from .rate_limits import POS_RATE_LIMIT_STORE, RateLimiter, rate_limited
 from .settings import Settings
 
 log = logging.getLogger("loyalty.app")
@@ -79,6 +85,13 @@ def create_app(
             rule_sets=RuleSets(engine, clock=clock),
             staff_directory=StaffDirectory(engine, clock=clock),
             terminals=Terminals(engine, clock=clock),
+            vendor_connections=VendorConnections(
+                engine,
+                SecretBox(settings.secret_key.encode()),
+                {name: not adapter.signs for name, adapter in VENDORS.items()},
+                clock=clock,
+            ),
+            vendor_messages=VendorMessages(engine, clock=clock),
         )
         app.state.pos = PointOfSale(
             ledger, app.state.orders, app.state.rewards, settings.secret_key.encode()
@@ -107,6 +120,9 @@ def create_app(
         if redis_client is not None
         else StoreRegistry(default_factory=lambda _name: MemoryStore())
     )
+    pos_limits = RateLimiter(
+        stores.get(POS_RATE_LIMIT_STORE), per_minute=settings.pos_rate_limit, clock=clock
+    )
 
     return Litestar(
         route_handlers=[
@@ -114,7 +130,8 @@ def create_app(
             HealthController,
             api_router(),
             admin_router(),
-            pos_router(),
+            rate_limited(pos_router(), pos_limits),
+            vendor_router(),
             cashier_router(),
             create_static_files_router(
                 path=SWAGGER_ASSETS, directories=[SWAGGER_UI_DIRECTORY], include_in_schema=False

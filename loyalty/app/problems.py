@@ -99,6 +99,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.RATE_LIMITED: 429,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.UNKNOWN_SCAN: 422,
@@ -118,6 +119,9 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.ORDER_TOTALS_MISMATCH: 422,
     ErrorCode.SIGNATURE_INVALID: 401,
     ErrorCode.UNSUPPORTED_VENDOR_REQUEST: 400,
+    ErrorCode.UNKNOWN_VENDOR: 404,
+    ErrorCode.VENDOR_CONNECTION_NOT_FOUND: 404,
+    ErrorCode.VENDOR_ACCOUNT_TAKEN: 409,
 }
 
 TITLES: dict[int, str] = {
@@ -129,6 +133,7 @@ TITLES: dict[int, str] = {
     409: "Conflict",
     413: "Content Too Large",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -189,6 +194,7 @@ def _client_code(status: int) -> ErrorCode:
         403: ErrorCode.FORBIDDEN,
         404: ErrorCode.NOT_FOUND,
         405: ErrorCode.METHOD_NOT_ALLOWED,
+        429: ErrorCode.RATE_LIMITED,
         503: ErrorCode.SERVICE_UNAVAILABLE,
     }.get(status)
     if code is None:

@@ -10,6 +10,10 @@
 - LOYALTY_DB_POOL_SIZE: PostgreSQL connections per process (default 10)
 - LOYALTY_SWEEP_INTERVAL_SECONDS: how often the app releases stale holds and expires due
   points in the background (default 60; 0 turns the background sweep off)
+- LOYALTY_POS_RATE_LIMIT: requests per minute that one terminal key (or one staff login at
+  one till) may send to the terminal API, /api/v1/pos (default 600; 0 turns the limit off).
+  Counted in Redis when LOYALTY_REDIS_URL is set (shared by every app process), else in the
+  process. See docs/POS.md.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/loyalty.db"
 DEFAULT_API_KEYS = "demo=demo-secret-key@1"
 #: For the embedded demo only; production sets LOYALTY_SECRET_KEY.
 DEFAULT_SECRET_KEY = "embedded-demo-secret-key-change-me"  # noqa: S105
+#: Requests per minute per terminal key: a busy till sends a few a second at most.
+DEFAULT_POS_RATE_LIMIT = 600
 
 
 class ApiClient(msgspec.Struct, frozen=True):
@@ -45,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Derives the members' rotating-code secrets (never stored). Changing it invalidates every
     #: wallet's code until the wallet fetches its secret again.
     secret_key: str = DEFAULT_SECRET_KEY
+    #: Requests per minute per terminal key on /api/v1/pos; 0: no limit.
+    pos_rate_limit: int = DEFAULT_POS_RATE_LIMIT
 
     @property
     def is_sqlite(self) -> bool:
@@ -63,6 +71,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             db_pool_size=int(env.get("LOYALTY_DB_POOL_SIZE", "10")),
             sweep_interval_seconds=float(env.get("LOYALTY_SWEEP_INTERVAL_SECONDS", "60")),
             secret_key=env.get("LOYALTY_SECRET_KEY") or DEFAULT_SECRET_KEY,
+            pos_rate_limit=parse_rate_limit(
+                env.get("LOYALTY_POS_RATE_LIMIT") or str(DEFAULT_POS_RATE_LIMIT)
+            ),
         )
 
 
@@ -76,3 +87,14 @@ def parse_api_keys(spec: str) -> tuple[ApiClient, ...]:
             raise ValueError(f"LOYALTY_API_KEYS item {item!r} is not client=secret@merchant_id")
         clients.append(ApiClient(client_id=client_id, secret=secret, merchant_id=int(merchant)))
     return tuple(clients)
+
+
+def parse_rate_limit(spec: str) -> int:
+    """LOYALTY_POS_RATE_LIMIT: a whole number of requests per minute, 0 for no limit."""
+    value = spec.strip()
+    if not value.isdigit() or not value.isascii():
+        raise ValueError(
+            f"LOYALTY_POS_RATE_LIMIT {spec!r} is not a whole number of requests per minute "
+            "(0: no limit)"
+        )
+    return int(value)

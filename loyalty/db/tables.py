@@ -589,4 +589,49 @@ rotating_code_uses = Table(
     Column("member_id", BigInteger, ForeignKey("members.id"), primary_key=True),
     Column("step", BigInteger, primary_key=True),
     Column("used_at", DateTimeUTC, nullable=False),
+    #: The sale it redeemed on: more redemptions of that sale may use the same code.
+    Column("reference", String(200), nullable=True),
+)
+
+#: A merchant's account at a POS vendor (a Toast restaurant, a Shopify shop): the vendor's
+#: requests for ``account`` act as ``terminal``. The vendor secret (the API key Toast presents,
+#: the HMAC secret Shopify signs with) is kept encrypted: the platform needs it in the clear to
+#: check a signature, so it cannot be hashed.
+vendor_connections = Table(
+    "vendor_connections",
+    metadata,
+    _id(),
+    Column("merchant_id", BigInteger, ForeignKey("merchants.id"), nullable=False),
+    Column("terminal_id", BigInteger, ForeignKey("terminals.id"), nullable=False),
+    Column("vendor", String(32), nullable=False),
+    Column("account", String(255), nullable=False),
+    Column("secret_sealed", Text, nullable=False),
+    #: The secret's last four characters, so staff can tell which one is configured.
+    Column("secret_hint", String(8), nullable=False),
+    Column("calling_code", String(4), nullable=True),
+    _created_at(),
+    Column("updated_at", DateTimeUTC, nullable=False),
+    Column("disabled_at", DateTimeUTC, nullable=True),
+    Column("last_used_at", DateTimeUTC, nullable=True),
+    UniqueConstraint("vendor", "account", name="uq_vendor_connections_vendor_account"),
+)
+
+#: Every message a vendor sent, once per vendor message id: its answer (replayed to a repeated
+#: delivery) and what it did (``effects``: which sale, which redemptions; a Toast reverse names
+#: the message whose effects it undoes).
+vendor_messages = Table(
+    "vendor_messages",
+    metadata,
+    _id(),
+    Column("connection_id", BigInteger, ForeignKey("vendor_connections.id"), nullable=False),
+    Column("message_key", String(128), nullable=False),
+    Column("message_type", String(64), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("transaction_id", String(128), nullable=True),
+    Column("status_code", Integer, nullable=True),
+    Column("response", LargeBinary, nullable=True),
+    Column("effects", JSON, nullable=True),
+    _created_at(),
+    Column("answered_at", DateTimeUTC, nullable=True),
+    UniqueConstraint("connection_id", "message_key", name="uq_vendor_messages_connection_key"),
 )

@@ -250,9 +250,11 @@ def parse_rotating_code(value: str) -> tuple[int, str]:
     return member_number, code[member_end:]
 
 
-def verify_totp(secret: bytes, code: str, at: datetime, window: int = 1) -> int:
+def verify_totp(secret: bytes, code: str, at: datetime, window: int = 1, lookback: int = 0) -> int:
     """The time step whose TOTP of ``secret`` is ``code``, looking at the step of ``at`` and
-    ``window`` steps either side (the phone's clock may be off, the code was shown a while ago).
+    ``window`` steps either side (the phone's clock may be off, the code was shown a while ago),
+    then ``lookback`` steps further back (newest first): a code shown at the start of a sale
+    that completes minutes later still names its member when earning.
 
     ``rotating_code_expired`` when no step in the window matches: a stale code, a screenshot, or
     another member's code; the refusal does not say which. Comparisons are constant-time.
@@ -260,8 +262,8 @@ def verify_totp(secret: bytes, code: str, at: datetime, window: int = 1) -> int:
     Not a replay guard: the caller must record (member, returned step) for each redemption,
     uniquely, and refuse a step already used.
     """
-    if window < 0:
-        raise ValueError(f"window must be >= 0, not {window}")
+    if window < 0 or lookback < 0:
+        raise ValueError(f"window and lookback must be >= 0, not {window}, {lookback}")
     # compare_digest refuses non-ASCII str with TypeError: check the shape first.
     if len(code) != TOTP_DIGITS or not _is_digits(code):
         raise _invalid_rotating(f"the one-time part must be {TOTP_DIGITS} digits")
@@ -271,6 +273,12 @@ def verify_totp(secret: bytes, code: str, at: datetime, window: int = 1) -> int:
         if step < 0:
             continue
         if hmac.compare_digest(totp(secret, step, TOTP_DIGITS), code) and matched is None:
+            matched = step
+    oldest = max(now - window - lookback, 0)
+    for step in range(now - window - 1, oldest - 1, -1):
+        if matched is not None:
+            break
+        if hmac.compare_digest(totp(secret, step, TOTP_DIGITS), code):
             matched = step
     if matched is None:
         raise DomainError(

@@ -90,6 +90,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    RATE_LIMITED = "rate_limited"
     SERVICE_UNAVAILABLE = "service_unavailable"
     INTERNAL_ERROR = "internal_error"
     # Membership cards and scans (DESIGN.md section 6)
@@ -111,6 +112,9 @@ class ErrorCode(StrEnum):
     ORDER_TOTALS_MISMATCH = "order_totals_mismatch"
     SIGNATURE_INVALID = "signature_invalid"
     UNSUPPORTED_VENDOR_REQUEST = "unsupported_vendor_request"
+    UNKNOWN_VENDOR = "unknown_vendor"
+    VENDOR_CONNECTION_NOT_FOUND = "vendor_connection_not_found"
+    VENDOR_ACCOUNT_TAKEN = "vendor_account_taken"
 
 
 class DomainError(Exception):

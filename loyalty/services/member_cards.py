@@ -50,6 +50,8 @@ class Identified:
     kind: ScanKind
     #: The time step a rotating code matched (what a redemption must record as used).
     step: int | None = None
+    #: The static card number (what a vendor that keeps an account id on its check stores).
+    card_number: str | None = None
 
 
 def _not_found(kind: ScanKind) -> DomainError:
@@ -61,11 +63,25 @@ def _not_found(kind: ScanKind) -> DomainError:
 
 
 async def identify(
-    conn: AsyncConnection, caller: Caller, value: str, at: datetime, server_key: bytes
+    conn: AsyncConnection,
+    caller: Caller,
+    value: str,
+    at: datetime,
+    server_key: bytes,
+    *,
+    lookback_steps: int = 0,
 ) -> Identified:
-    """The member a scan or typed value names, within the caller's merchant."""
+    """The member a scan or typed value names, within the caller's merchant.
+
+    ``lookback_steps``: a rotating code is also accepted if it was valid up to that many steps
+    before ``at`` (earning only: redemptions take the code of the moment)."""
     scan = classify_scan(value)
-    columns = (members.c.id, members.c.display_name, members.c.card_secret_version)
+    columns = (
+        members.c.id,
+        members.c.display_name,
+        members.c.card_secret_version,
+        members.c.card_number,
+    )
     mine = members.c.merchant_id == caller.merchant_id
     row: Any
     if scan.kind is ScanKind.ROTATING_CODE:
@@ -76,8 +92,8 @@ async def identify(
         if row is None:
             raise _not_found(scan.kind)
         secret = card_secret(server_key, row.id, row.card_secret_version)
-        step = verify_totp(secret, digits, at)
-        return Identified(row.id, row.display_name, scan.kind, step)
+        step = verify_totp(secret, digits, at, lookback=lookback_steps)
+        return Identified(row.id, row.display_name, scan.kind, step, row.card_number)
     if scan.kind is ScanKind.CARD_NUMBER:
         where = members.c.card_number == scan.value
     elif scan.kind is ScanKind.EMAIL:
@@ -93,21 +109,35 @@ async def identify(
             "several members share this phone number or email; scan the card instead",
             scan_kind=str(scan.kind),
         )
-    return Identified(rows[0].id, rows[0].display_name, scan.kind)
+    row = rows[0]
+    return Identified(row.id, row.display_name, scan.kind, card_number=row.card_number)
 
 
-async def use_rotating_step(conn: AsyncConnection, member_id: int, step: int, at: datetime) -> None:
-    """Record that the member's code of ``step`` redeemed; a second use is a replay."""
+async def use_rotating_step(
+    conn: AsyncConnection, member_id: int, step: int, at: datetime, sale: str | None = None
+) -> None:
+    """Record that the member's code of ``step`` redeemed on ``sale``. The code may redeem
+    again on the same sale (two rewards at one till); anywhere else it is a replay."""
     try:
         async with conn.begin_nested():
             await conn.execute(
-                rotating_code_uses.insert().values(member_id=member_id, step=step, used_at=at)
+                rotating_code_uses.insert().values(
+                    member_id=member_id, step=step, used_at=at, reference=sale
+                )
             )
+        return
     except IntegrityError:
+        pass
+    used_on = await conn.scalar(
+        select(rotating_code_uses.c.reference).where(
+            rotating_code_uses.c.member_id == member_id, rotating_code_uses.c.step == step
+        )
+    )
+    if sale is None or used_on != sale:
         raise DomainError(
             ErrorCode.ROTATING_CODE_REPLAYED,
             "this wallet code was already used to redeem; ask the member to show the new code",
-        ) from None
+        )
 
 
 async def forget_used_codes(engine: AsyncEngine, now: datetime) -> int:

@@ -19,6 +19,7 @@ unit is refunded; 'keep': never). A void reverses everything, whatever the polic
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -41,12 +42,12 @@ from loyalty.db.tables import (
     reward_redemptions,
 )
 from loyalty.domain.basket import Basket
-from loyalty.domain.cards import ScanKind
+from loyalty.domain.cards import TOTP_STEP, ScanKind
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.domain.journals import HoldStatus, JournalKind
 from loyalty.domain.rewards import value
 
-from .idempotency import Replayable, fingerprint
+from .idempotency import MAX_KEY_LENGTH, Replayable, fingerprint
 from .ledger import Ledger
 from .lookups import undone_so_far
 from .member_cards import Identified, identify, use_rotating_step
@@ -56,6 +57,12 @@ from .results import Balance
 from .rewards import AvailableReward, Rewards
 from .rule_documents import LocalizedText
 from .terminals import Terminal
+
+#: How long after it was shown a wallet code still identifies its member for earning: a till
+#: scans it at the start of a sale and completes at payment (Toast accrues after payment, later
+#: still after an outage). Earning trusts the code no more than the printed card number, which
+#: earns at any time; redemptions take only the code of the moment (+-1 step).
+EARN_CODE_LOOKBACK_STEPS = int(timedelta(hours=4) / TOTP_STEP)
 
 
 class TierBadge(Struct, frozen=True):
@@ -72,6 +79,8 @@ class MemberAtTill(Struct, frozen=True, kw_only=True):
     tier: TierBadge | None
     balance: Balance
     rewards: list[AvailableReward]
+    #: The printed card number (no personal data): what a receipt or a vendor may keep.
+    card_number: str | None = None
 
 
 class RewardOnBasket(Struct, frozen=True, kw_only=True):
@@ -135,6 +144,12 @@ class Voided(Struct, frozen=True, kw_only=True):
     status: str
     points_reversed: int
     points_returned: int
+    holds_released: int
+    balance: Balance
+
+
+class Released(Struct, frozen=True, kw_only=True):
+    transaction_id: str
     holds_released: int
     balance: Balance
 
@@ -239,6 +254,7 @@ class PointOfSale:
                 accounts.c.member_id == who.member_id,
             ),
             rewards=usable.rewards,
+            card_number=who.card_number,
         )
 
     async def transaction(self, till: Terminal, transaction_id: str) -> TransactionView:
@@ -329,7 +345,9 @@ class PointOfSale:
             await _claim_transaction(conn, till, transaction_id, who, now)
             if who.kind is ScanKind.ROTATING_CODE:
                 assert who.step is not None
-                await use_rotating_step(conn, who.member_id, who.step, now)
+                await use_rotating_step(
+                    conn, who.member_id, who.step, now, _reference(transaction_id)
+                )
             else:
                 cap = int(
                     await conn.scalar(
@@ -359,7 +377,7 @@ class PointOfSale:
         body = (till.program_id, transaction_id, scan, reward_code, points, basket)
         return await self._ledger.executor.run(
             client_id=till.caller.client_id,
-            key=f"redeem:{transaction_id}:{key}",
+            key=_operation_key("redeem", transaction_id, key),
             request_hash=fingerprint("pos.redeem", *body),
             result_type=TillRedemption,
             work=work,
@@ -379,8 +397,14 @@ class PointOfSale:
         async def work(conn: AsyncConnection) -> Completed:
             now = self.clock()
             # The code was shown when the sale happened; sent later, it is checked for then.
+            # A code scanned at the start of the sale still earns when payment comes later.
             who = await identify(
-                conn, till.caller, scan, occurred_at if captured_offline else now, self._key
+                conn,
+                till.caller,
+                scan,
+                occurred_at if captured_offline else now,
+                self._key,
+                lookback_steps=EARN_CODE_LOOKBACK_STEPS,
             )
             order: OrderResult = await self._orders.record_within(
                 conn,
@@ -430,7 +454,7 @@ class PointOfSale:
         body = (till.program_id, transaction_id, scan, basket, occurred_at, captured_offline, total)
         return await self._ledger.executor.run(
             client_id=till.caller.client_id,
-            key=f"complete:{transaction_id}",
+            key=_operation_key("complete", transaction_id),
             request_hash=fingerprint("pos.complete", *body),
             result_type=Completed,
             work=work,
@@ -472,7 +496,7 @@ class PointOfSale:
         body = (till.program_id, transaction_id, refund_id, sorted(quantities.items()))
         return await self._ledger.executor.run(
             client_id=till.caller.client_id,
-            key=f"refund:{transaction_id}:{refund_id}",
+            key=_operation_key("refund", transaction_id, refund_id),
             request_hash=fingerprint("pos.refund", *body),
             result_type=Refunded,
             work=work,
@@ -523,9 +547,58 @@ class PointOfSale:
 
         return await self._ledger.executor.run(
             client_id=till.caller.client_id,
-            key=f"void:{transaction_id}",
+            key=_operation_key("void", transaction_id),
             request_hash=fingerprint("pos.void", till.program_id, transaction_id),
             result_type=Voided,
+            work=work,
+            remember_refusals=False,
+        )
+
+    async def release(
+        self, till: Terminal, key: str, *, transaction_id: str, redemption_ids: list[int]
+    ) -> Replayable[Released]:
+        """Give back the holds of some redemptions of an open sale (a vendor reversing one
+        redemption step). Already released, or the sale voided since: nothing to do. Captured
+        by a completed sale: ``not_reversible`` (refund or void the sale instead)."""
+
+        async def work(conn: AsyncConnection) -> Released:
+            now = self.clock()
+            tx = await _transaction_row(conn, till, transaction_id, lock=True)
+            rows = (
+                await conn.execute(
+                    select(reward_redemptions.c.id, reward_redemptions.c.status).where(
+                        reward_redemptions.c.program_id == till.program_id,
+                        reward_redemptions.c.reference == _reference(transaction_id),
+                        reward_redemptions.c.id.in_(redemption_ids),
+                    )
+                )
+            ).all()
+            if tx.status == "completed" and any(row.status == "completed" for row in rows):
+                raise DomainError(
+                    ErrorCode.NOT_REVERSIBLE,
+                    "the sale is completed and these redemptions are captured: refund or void it",
+                    transaction_id=transaction_id,
+                )
+            released = 0
+            for row in rows:
+                if row.status == "pending":
+                    await self._rewards.finish_within(
+                        conn, now, till.caller, till.program_id, row.id, HoldStatus.RELEASED
+                    )
+                    released += 1
+            return Released(
+                transaction_id=transaction_id,
+                holds_released=released,
+                balance=await _member_balance(conn, accounts.c.id == tx.account_id),
+            )
+
+        return await self._ledger.executor.run(
+            client_id=till.caller.client_id,
+            key=_operation_key("release", transaction_id, key),
+            request_hash=fingerprint(
+                "pos.release", till.program_id, transaction_id, sorted(redemption_ids)
+            ),
+            result_type=Released,
             work=work,
             remember_refusals=False,
         )
@@ -614,6 +687,15 @@ def _on_basket(offer: AvailableReward, basket: Basket) -> RewardOnBasket:
         discount=discount,
         refusal=refusal,
     )
+
+
+def _operation_key(operation: str, *ids: str) -> str:
+    """The idempotency key of an operation on a sale. The ids may be 128 characters each, more
+    than a key holds together: a long combination is keyed by its digest instead."""
+    key = ":".join((operation, *ids))
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    return f"{operation}#{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 def _reference(transaction_id: str) -> str:

@@ -1,18 +1,18 @@
 """Vendor adapters: each POS vendor's own protocol, translated to and from the canonical POS API.
 
 An adapter is a pure translation module (no database, no I/O) plus the vendor's request
-authentication. The routes are not mounted yet (they need per-merchant vendor connections; see
-docs/POS_ADAPTERS.md). The HTTP route for a vendor is to do, for every request::
+authentication and a ``handle`` function that carries a parsed request out through a
+``VendorPort``. ``pos_adapter/vendor_routes.py`` mounts every adapter of ``VENDORS``; for each
+request it does::
 
-    adapter = VENDORS[name]
-    adapter.verify(raw_body, headers, secret)             # before anything else
-    key = adapter.idempotency_key(headers)                # the vendor's own id of the message
+    connection = the merchant's vendor connection for adapter.tenant(headers)
+    adapter.verify(raw_body, headers, connection.secret)   # before anything else
+    key = adapter.idempotency_key(headers)                 # the vendor's own id of the message
     request = adapter.parse(adapter.message_type(headers), raw_body, headers, settings, now)
-    ... the canonical service (identify, preview, redeem, complete, refund, void) ...
-    reply = toast.render_inquire(request, member, outcomes) / adapter.render_error(error)
+    reply = await adapter.handle(request, port)            # or adapter.render_error(error)
 
 Adding a vendor is one new module in this package that ends with an ``ADAPTER =
-VendorAdapter(...)`` and one entry in ``VENDORS`` below; the platform mounts
+VendorAdapter(...)`` and one entry in ``VENDORS`` below; the platform serves
 ``route_path(adapter)`` (``/api/v1/pos/vendors/<name>/<endpoint>``) from the registry.
 docs/POS_ADAPTERS.md describes the adapters, their mappings and assumptions.
 
@@ -30,17 +30,18 @@ What this module offers the adapters:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
 from msgspec import Struct, field
 
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.services.results import Balance
+from pos_adapter.events import Order, PosEvent, Redemption, Refund
 
 #: Request headers as the route has them (Litestar's headers, or a plain dict in tests).
 Headers = Mapping[str, str]
@@ -287,12 +288,83 @@ class RedemptionOutcome(Struct, frozen=True, kw_only=True):
 
     reward_code: str
     accepted: bool
+    #: The hold the redemption placed (a reverse releases it).
+    redemption_id: int | None = None
     #: Money off per unit, minor units (a free item: its unit price).
     discount: int = 0
     points: int = 0
     line_id: str | None = None
     #: Why it was refused (the DomainError's detail), for the cashier.
     message: str | None = None
+
+
+class PastRedemption(Struct, frozen=True, kw_only=True):
+    redemption_id: int
+    reward_code: str
+
+
+class PastMessage(Struct, frozen=True, kw_only=True):
+    """What an earlier message of the same vendor account did (a reverse undoes it)."""
+
+    message_type: str
+    #: The sale it acted on; None when it did nothing (an accrue without a member).
+    transaction_id: str | None
+    redemptions: list[PastRedemption] = field(default_factory=list)
+
+
+#: Refusals about who the member is: a redemption step does not turn them into a rejected
+#: redemption; the whole request fails (the vendor shows "account invalid").
+IDENTITY_ERRORS = frozenset(
+    {
+        ErrorCode.UNKNOWN_SCAN,
+        ErrorCode.INVALID_CARD_NUMBER,
+        ErrorCode.INVALID_ROTATING_CODE,
+        ErrorCode.CARD_NOT_FOUND,
+        ErrorCode.SCAN_AMBIGUOUS,
+        ErrorCode.MEMBER_NOT_FOUND,
+        ErrorCode.NOT_ENROLLED,
+    }
+)
+
+
+class VendorPort(Protocol):
+    """What an adapter's ``handle`` may ask of the platform, in till views.
+
+    The route implements it over the POS service for the vendor account's terminal and
+    records what each call did, so that a later reverse can find it. Every method raises
+    ``DomainError`` for a refusal and is idempotent under the ids it is given (the sale's
+    transaction id, the redemption key, the refund id)."""
+
+    @property
+    def currency(self) -> str: ...
+
+    async def identify(self, scan: str) -> TillMember: ...
+
+    async def search(self, scan: str) -> list[TillMember]:
+        """The members a typed email or phone names; none: an empty list."""
+        ...
+
+    async def preview(self, scan: str, order: Order) -> tuple[TillMember, int]:
+        """The member with the rewards usable on ``order``, and the points it would earn."""
+        ...
+
+    async def redeem(self, event: PosEvent, key: str, redemption: Redemption) -> RedemptionOutcome:
+        """Hold the points of one redemption on the open sale ``event.transaction_id``."""
+        ...
+
+    async def release(self, key: str, transaction_id: str, redemption_ids: list[int]) -> None: ...
+
+    async def complete(self, event: PosEvent) -> int:
+        """Earn on the sale and capture its holds; the points earned."""
+        ...
+
+    async def refund(self, refund: Refund) -> None: ...
+
+    async def void(self, transaction_id: str) -> None: ...
+
+    async def earlier(self, message_key: str) -> PastMessage | None:
+        """What the earlier message ``message_key`` of this account did; None if unknown."""
+        ...
 
 
 # --- The registry --------------------------------------------------------------------------
@@ -326,6 +398,8 @@ class VendorAdapter:
     #: looks the merchant's vendor connection (secret, settings, location) up by it.
     tenant_header: str
     parse: Parser
+    #: Carries a parsed request out through the port and answers in the vendor's shape.
+    handle: Callable[[Any, VendorPort], Awaitable[VendorReply]]
     render_error: Callable[[DomainError], VendorReply]
 
     def message_type(self, headers: Headers) -> str:
@@ -362,14 +436,18 @@ def vendor(name: str) -> VendorAdapter:
 
 
 __all__ = [
+    "IDENTITY_ERRORS",
     "MAX_MINOR",
     "ROUTE_PREFIX",
     "VENDORS",
     "Headers",
+    "PastMessage",
+    "PastRedemption",
     "RedemptionOutcome",
     "TillMember",
     "TillReward",
     "VendorAdapter",
+    "VendorPort",
     "VendorReply",
     "VendorSettings",
     "decode",

@@ -97,6 +97,7 @@ from pos_adapter.events import (
 from pos_adapter.vendors import (
     Headers,
     VendorAdapter,
+    VendorPort,
     VendorReply,
     VendorSettings,
     decode,
@@ -595,6 +596,25 @@ def render_error(error: DomainError) -> VendorReply:
     return VendorReply(status_code=status, body=body)
 
 
+async def handle(request: ShopifyCanonical, port: VendorPort) -> VendorReply:
+    """Carry out a parsed delivery through ``port``. A business refusal that every retry
+    would meet again (an unknown customer, a refund of a sale without a member) is
+    acknowledged with 200 and its reason in the body: Shopify would otherwise retry for 48
+    hours and then drop the subscription. Authentication, malformed input and our own
+    failures stay non-2xx."""
+    try:
+        if isinstance(request, ShopifyOrderPaid):
+            await port.complete(request.event)
+        elif isinstance(request, ShopifyRefundCreated):
+            await port.refund(request.refund)
+    except DomainError as error:
+        refused = render_error(error)
+        if refused.status_code != 422:
+            raise
+        return VendorReply(status_code=200, body=refused.body)
+    return render_ack()
+
+
 ADAPTER: VendorAdapter = VendorAdapter(
     name="shopify",
     title="Shopify order webhooks",
@@ -608,6 +628,7 @@ ADAPTER: VendorAdapter = VendorAdapter(
     idempotency_key=idempotency_key,
     tenant_header=SHOP_HEADER,
     parse=_parse,
+    handle=handle,
     render_error=render_error,
 )
 

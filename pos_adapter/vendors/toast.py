@@ -107,11 +107,13 @@ from pos_adapter.events import (
     Source,
 )
 from pos_adapter.vendors import (
+    IDENTITY_ERRORS,
     Headers,
     RedemptionOutcome,
     TillMember,
     TillReward,
     VendorAdapter,
+    VendorPort,
     VendorReply,
     VendorSettings,
     decode,
@@ -950,6 +952,145 @@ def render_error(error: DomainError) -> VendorReply:
     )
 
 
+# --- Carrying a request out ----------------------------------------------------------------
+
+
+def _checked(
+    requests: Sequence[ToastRedemptionRequest], member: TillMember
+) -> list[RedemptionOutcome]:
+    """An inquire's redemptions, checked against the rewards usable on the check (not held):
+    each usable, and all of them together within the member's available points."""
+    rewards = {reward.code: reward for reward in member.rewards}
+    budget = member.balance.available
+    outcomes: list[RedemptionOutcome] = []
+    for asked in requests:
+        code = asked.redemption.reward_code
+        reward = rewards.get(code)
+        if reward is None or not reward.usable:
+            why = reward.refusal if reward is not None else None
+            outcomes.append(
+                RedemptionOutcome(
+                    reward_code=code,
+                    accepted=False,
+                    message=why or "this offer is not available to the guest",
+                )
+            )
+            continue
+        cost = (asked.redemption.points or reward.points) * asked.quantity
+        if cost > budget:
+            outcomes.append(
+                RedemptionOutcome(
+                    reward_code=code, accepted=False, message="not enough points for this offer"
+                )
+            )
+            continue
+        budget -= cost
+        outcomes.append(
+            RedemptionOutcome(
+                reward_code=code,
+                accepted=True,
+                discount=reward.discount or 0,
+                points=cost,
+                line_id=reward.line_id,
+            )
+        )
+    return outcomes
+
+
+async def _redeem(
+    port: VendorPort, request: ToastRedeem, asked: ToastRedemptionRequest, first_unit: int
+) -> RedemptionOutcome:
+    """Hold every unit of one Toast redemption, or none: a refused unit gives back the units
+    held before it, and the whole redemption is rejected."""
+    held: list[RedemptionOutcome] = []
+    for unit in range(asked.quantity):
+        key = f"{request.transaction_guid}:{first_unit + unit}"
+        try:
+            held.append(await port.redeem(request.event, key, asked.redemption))
+        except DomainError as error:
+            if error.code in IDENTITY_ERRORS:
+                raise
+            ids = [o.redemption_id for o in held if o.redemption_id is not None]
+            if ids:
+                await port.release(f"{key}:undo", request.event.transaction_id, ids)
+            return RedemptionOutcome(
+                reward_code=asked.redemption.reward_code, accepted=False, message=error.detail
+            )
+    first = held[0]
+    return RedemptionOutcome(
+        reward_code=first.reward_code,
+        accepted=True,
+        redemption_id=first.redemption_id,
+        discount=first.discount,
+        points=sum(o.points for o in held),
+        line_id=first.line_id,
+    )
+
+
+async def _reverse_it(request: ToastReverse, port: VendorPort) -> VendorReply:
+    earlier = await port.earlier(request.reversed_transaction_guid)
+    if earlier is None:
+        if request.scan is None:
+            # Toast reverses accrues of checks without an account too, and wants ACCEPT.
+            return render_reverse()
+        raise DomainError(
+            ErrorCode.TRANSACTION_NOT_FOUND,
+            "no accepted loyalty transaction has this GUID",
+            transaction_guid=request.reversed_transaction_guid,
+        )
+    if earlier.transaction_id is None:
+        return render_reverse()  # it earned nothing: nothing to undo
+    if earlier.message_type == TransactionType.ACCRUE:
+        await port.void(earlier.transaction_id)
+    elif earlier.message_type == TransactionType.REDEEM:
+        chosen = [r.redemption_id for r in earlier.redemptions]
+        if request.redemptions is not None:
+            wanted: dict[str, int] = {}
+            for asked in request.redemptions:
+                code = asked.redemption.reward_code
+                wanted[code] = wanted.get(code, 0) + asked.quantity
+            chosen = []
+            for past in earlier.redemptions:
+                if wanted.get(past.reward_code, 0) > 0:
+                    wanted[past.reward_code] -= 1
+                    chosen.append(past.redemption_id)
+        if chosen:
+            await port.release(request.transaction_guid, earlier.transaction_id, chosen)
+    else:
+        raise DomainError(
+            ErrorCode.NOT_REVERSIBLE,
+            f"a {earlier.message_type} transaction cannot be reversed",
+            transaction_guid=request.reversed_transaction_guid,
+        )
+    return render_reverse()
+
+
+async def handle(request: ToastCanonical, port: VendorPort) -> VendorReply:
+    """Carry out a parsed Toast transaction through ``port``; the answer in Toast's shape.
+    Refusals propagate as ``DomainError`` (the route answers them with ``render_error``),
+    except redemptions the service refuses: those are listed as rejected, as Toast wants."""
+    if isinstance(request, ToastSearch):
+        return render_search(await port.search(request.scan.value))
+    if isinstance(request, ToastInquire):
+        assert request.event.order is not None  # the parser always builds one
+        member, points = await port.preview(request.event.member.value, request.event.order)
+        outcomes = _checked(request.redemptions, member)
+        return render_inquire(request, member, outcomes, points_to_earn=points)
+    if isinstance(request, ToastRedeem):
+        outcomes = []
+        unit = 0
+        for asked in request.redemptions:
+            outcomes.append(await _redeem(port, request, asked, unit))
+            unit += asked.quantity
+        member = await port.identify(request.event.member.value)
+        return render_redeem(request, member, outcomes)
+    if isinstance(request, ToastAccrue):
+        if request.event is None:
+            return render_accrue()
+        return render_accrue(await port.complete(request.event))
+    return await _reverse_it(request, port)
+
+
 ADAPTER: VendorAdapter = VendorAdapter(
     name="toast",
     title="Toast loyalty integration",
@@ -963,5 +1104,6 @@ ADAPTER: VendorAdapter = VendorAdapter(
     idempotency_key=idempotency_key,
     tenant_header=RESTAURANT_HEADER,
     parse=_parse,
+    handle=handle,
     render_error=render_error,
 )

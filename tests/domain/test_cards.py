@@ -174,6 +174,21 @@ def test_wider_window_accepts_two_steps_back() -> None:
     assert verify_totp(RFC_SECRET, totp(RFC_SECRET, step), NOW, window=2) == step
 
 
+@pytest.mark.parametrize(
+    ("offset", "accepted"),
+    [(-2, True), (-11, True), (-12, False), (2, False), (0, True)],
+)
+def test_lookback_reaches_back_only(offset: int, accepted: bool) -> None:
+    # window 1 + lookback 10: steps -11 .. +1 (a code shown earlier still names its member).
+    step = time_step(NOW) + offset
+    code = totp(RFC_SECRET, step)
+    if accepted:
+        assert verify_totp(RFC_SECRET, code, NOW, lookback=10) == step
+    else:
+        with refused(ErrorCode.ROTATING_CODE_EXPIRED):
+            verify_totp(RFC_SECRET, code, NOW, lookback=10)
+
+
 @pytest.mark.parametrize("offset", [-1, 0, 1])
 def test_another_members_secret_is_refused(offset: int) -> None:
     code = totp(OTHER_SECRET, time_step(NOW) + offset)

@@ -128,9 +128,9 @@ def test_a_sale_from_scan_to_void(any_stack: Stack) -> None:
         **{"Idempotency-Key": "r-1"},
     )
     assert held["balance"] == {"posted": 1000, "held": 100, "available": 900}
-    # The same code cannot redeem again (another key: a new request, not a retry).
+    # The same code cannot redeem on another sale (a screenshot shown at another till).
     replay = till.post(
-        "/transactions/T-2/redemptions",
+        "/transactions/T-3/redemptions",
         {"member": {"value": code}, "redemption": {"reward_code": "kaffee"}},
         **{"Idempotency-Key": "r-2"},
     )
@@ -441,3 +441,32 @@ def test_refunds_in_any_steps_give_back_exactly_what_the_sale_moved(stack: Stack
         assert available() == before
 
     refund_in_steps()
+
+
+def test_identify_shows_the_tier_badge_and_its_change(stack: Stack) -> None:
+    manager, till, pid, _, card = setup(stack)
+    draft = manager.call("POST", f"/programs/{pid}/rule-sets", {}, 201)
+    levels = [
+        {"code": "bronze", "name": {"de": "Bronze", "en": "Bronze"}, "threshold": 0},
+        {"code": "silber", "name": {"de": "Silber", "en": "Silver"}, "threshold": 300},
+    ]
+    manager.call(
+        "PUT",
+        f"/programs/{pid}/rule-sets/{draft['version']}/tiers",
+        {"levels": levels, "basis": "points", "window": "calendar_year"},
+    )
+    manager.call("POST", f"/programs/{pid}/rule-sets/{draft['version']}/publish", {})
+
+    scanned = till.ok("/identify", {"member": {"value": card}})
+    assert scanned["tier"] == {"code": "bronze", "name": {"de": "Bronze", "en": "Bronze"}}
+
+    # 400.00 EUR: 400 points, past the silver threshold; the next scan shows the new badge.
+    sale = {
+        "occurred_at": stack.clock.now.isoformat(),
+        "member": {"value": card},
+        "order": order(line("1", 40_000)),
+    }
+    done = till.ok("/transactions/T-TIER/complete", sale)
+    assert done["tier"] == "silber"
+    scanned = till.ok("/identify", {"member": {"value": card}})
+    assert scanned["tier"] == {"code": "silber", "name": {"de": "Silber", "en": "Silver"}}
