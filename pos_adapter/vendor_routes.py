@@ -65,14 +65,16 @@ def _reward_on_basket(reward: RewardOnBasket) -> TillReward:
     )
 
 
-def _till_member(member: MemberAtTill, rewards: list[TillReward]) -> TillMember:
+def _till_member(
+    member: MemberAtTill, rewards: list[TillReward], card_number: str | None = None
+) -> TillMember:
     return TillMember(
         member_id=member.member_id,
         display_name=member.display_name,
         tier=member.tier.code if member.tier is not None else None,
         balance=member.balance,
         rewards=rewards,
-        card_number=member.card_number,
+        card_number=card_number,
     )
 
 
@@ -109,8 +111,11 @@ class TillPort:
         return _till_member(member, [_reward_on_till(r) for r in member.rewards])
 
     async def search(self, scan: str) -> list[TillMember]:
+        """Toast keeps the account id it is given on the check: the card number, never the
+        typed email or phone."""
         try:
-            return [await self.identify(scan)]
+            member, card = await self._pos.identify_with_card(self._till, scan)
+            return [_till_member(member, [_reward_on_till(r) for r in member.rewards], card)]
         except DomainError as error:
             if error.code in _NOT_FOUND:
                 return []

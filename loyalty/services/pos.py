@@ -79,8 +79,6 @@ class MemberAtTill(Struct, frozen=True, kw_only=True):
     tier: TierBadge | None
     balance: Balance
     rewards: list[AvailableReward]
-    #: The printed card number (no personal data): what a receipt or a vendor may keep.
-    card_number: str | None = None
 
 
 class RewardOnBasket(Struct, frozen=True, kw_only=True):
@@ -204,9 +202,18 @@ class PointOfSale:
     # --- reads ---------------------------------------------------------------------------------
 
     async def identify(self, till: Terminal, scan: str) -> MemberAtTill:
+        member, _ = await self.identify_with_card(till, scan)
+        return member
+
+    async def identify_with_card(
+        self, till: Terminal, scan: str
+    ) -> tuple[MemberAtTill, str | None]:
+        """The member and their static card number: the account id a vendor that keeps one on
+        its check (Toast) is given. Not in what a till sees: a member identified by their
+        wallet code keeps the number to themselves."""
         now = self.clock()
 
-        async def work(conn: AsyncConnection) -> MemberAtTill:
+        async def work(conn: AsyncConnection) -> tuple[MemberAtTill, str | None]:
             return await self._member_at_till(conn, till, scan, now)
 
         return await in_transaction(self._ledger.engine, work, read_only=True)
@@ -216,7 +223,7 @@ class PointOfSale:
         priced = basket.basket()
 
         async def work(conn: AsyncConnection) -> Preview:
-            member = await self._member_at_till(conn, till, scan, now)
+            member, _ = await self._member_at_till(conn, till, scan, now)
             quote = await self._orders.quote_within(
                 conn,
                 now,
@@ -235,7 +242,7 @@ class PointOfSale:
 
     async def _member_at_till(
         self, conn: AsyncConnection, till: Terminal, scan: str, now: datetime
-    ) -> MemberAtTill:
+    ) -> tuple[MemberAtTill, str | None]:
         who = await identify(conn, till.caller, scan, now, self._key)
         usable = await self._rewards.available_within(
             conn, now, till.caller, till.program_id, who.member_id
@@ -254,8 +261,7 @@ class PointOfSale:
                 accounts.c.member_id == who.member_id,
             ),
             rewards=usable.rewards,
-            card_number=who.card_number,
-        )
+        ), who.card_number
 
     async def transaction(self, till: Terminal, transaction_id: str) -> TransactionView:
         async def work(conn: AsyncConnection) -> TransactionView:

@@ -72,12 +72,13 @@ Assumptions where Toast's public documentation is unclear
     * Search answers accounts by email or phone only; names are not searched (a name
       identifies nobody and would list strangers' accounts at the till). The account
       ``identifier`` we hand Toast is the member's card number, never an email or phone
-      (Toast forbids personal data in identifiers): in search answers, and in inquire/redeem
-      answers too (in case Toast keeps it; otherwise the scanned identifier is echoed).
+      (Toast forbids personal data in identifiers) in search answers; inquire/redeem answers
+      echo the scanned identifier (the route does not hand a wallet-code member's card
+      number to the till).
       ``pointsBalance`` is a string of digits (the schema's type); no email or phone is sent.
     * The identifier stays on the check: a wallet rotating code scanned at inquire time has
-      passed its 30-second step by the accrue, so the service must still recognise the member
-      for earning (see docs/POS_ADAPTERS.md).
+      passed its 30-second step by the accrue; the service's complete accepts codes shown up to
+      4 hours before, for earning only (see docs/POS_ADAPTERS.md).
     * An accrue without a loyalty identifier (Toast sends one for every paid check), or for a
       voided or deleted check, is answered ACCEPT and earns nothing (``ToastAccrue.event``
       is None).

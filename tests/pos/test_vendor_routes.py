@@ -151,7 +151,9 @@ def test_toast_inquire_redeem_accrue_and_reverse(any_stack: Stack) -> None:
         "LOYALTY_INQUIRE", "g-inquire", toast_check("LOYALTY_INQUIRE", code, "C-1", None)
     )
     checked = inquired["checkResponse"]
-    assert checked["accountInfo"]["identifier"] == card
+    # The scanned code is echoed as the account id: the card number is not handed out.
+    assert checked["accountInfo"]["identifier"] == code
+    assert card not in inquired_raw(toast, code)
     assert checked["accountInfo"]["pointsBalance"] == "1000"
     assert {o["identifier"]: o["applicable"] for o in checked["offers"]}["5off"] is True
     assert [r["identifier"] for r in checked["appliedRedemptions"]] == ["5off"]
@@ -219,6 +221,43 @@ def test_toast_inquire_redeem_accrue_and_reverse(any_stack: Stack) -> None:
     unknown["reverseTransactionInformation"].update(loyaltyIdentifier=card, transactionId="nope")
     missing = toast.send("LOYALTY_REVERSE", "g-reverse-4", unknown)
     assert missing.json()["transactionStatus"] == "ERROR_TRANSACTION_DOES_NOT_EXIST"
+
+
+def inquired_raw(toast: Toast, code: str) -> str:
+    body = toast_check("LOYALTY_INQUIRE", code, "C-1", None)
+    answer: str = toast.send("LOYALTY_INQUIRE", "g-inquire", body).text
+    return answer
+
+
+def test_toast_search_by_email_answers_the_card_number(stack: Stack) -> None:
+    till, card, _, toast, _ = connect_toast(stack)
+    program_id = till.stack.client.get("/api/v1/pos/terminal", headers=till.headers).json()[
+        "program_id"
+    ]
+    enrolled = stack.shop.ok(
+        f"/programs/{program_id}/members",
+        {"display_name": "Ada Lovelace", "email": "ada@example.de"},
+    )
+    search = fixture("toast_search_email.json")
+    search["searchTransactionInformation"]["searchCriteria"]["email"] = "ADA@example.de"
+    found = toast.ok("LOYALTY_SEARCH", "g-search", search)
+    (account,) = found["searchResponse"]["accounts"]
+    assert (account["firstName"], account["lastName"], account["pointsBalance"]) == (
+        "Ada",
+        "Lovelace",
+        "0",
+    )
+    assert account["identifier"].startswith("07")
+    assert account["identifier"] != card
+    assert "email" not in account
+    assert "phone" not in account
+    # The number Toast keeps identifies her at the accrue.
+    accrue = toast_check(
+        "LOYALTY_ACCRUE", account["identifier"], "C-ADA", stack.clock.now.isoformat()
+    )
+    assert toast.ok("LOYALTY_ACCRUE", "g-ada", accrue)["checkResponse"]["userMessage"]
+    assert balance(till, account["identifier"])["posted"] > 0
+    del enrolled
 
 
 def test_toast_accrue_without_account_earns_nothing(stack: Stack) -> None:
