@@ -27,6 +27,7 @@ from loyalty.app.api.strict_body import strict_body_guard
 from loyalty.app.auth import bearer_token
 from loyalty.app.dependencies import provide_staff_directory
 from loyalty.domain.errors import DomainError, ErrorCode
+from loyalty.services.member_enrollment import EnrolledAtTill, Enrollment
 from loyalty.services.pos import (
     Completed,
     MemberAtTill,
@@ -134,6 +135,11 @@ class RefundRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     )
 
 
+class EnrollAtTillRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
+    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
 def _quantities(lines: list[RefundLine]) -> dict[str, int]:
     quantities: dict[str, int] = {}
     for line in lines:
@@ -173,6 +179,33 @@ class TerminalController(Controller):
         data: JSONBody[IdentifyRequest],
     ) -> MemberAtTill:
         return await pos.identify(till, data.member.value)
+
+    @post(
+        "/members",
+        status_code=201,
+        responses=WRITE_PROBLEMS,
+        summary="Enroll a customer by email at the till; they complete the profile from a mail",
+        description=(
+            "Answers the new member's card number, so the sale can go on at once. An address "
+            "that belongs to a member already is that member (`created`: false): they get a "
+            "sign-in mail instead. No Idempotency-Key is needed: the address is the key."
+        ),
+    )
+    async def enroll(
+        self,
+        request: Request[Any, Any, Any],
+        till: NamedDependency[Terminal],
+        data: JSONBody[EnrollAtTillRequest],
+    ) -> EnrolledAtTill:
+        enrollment: Enrollment = request.app.state.enrollment
+        settings = request.app.state.settings
+        return await enrollment.enroll_at_till(
+            till.program_id,
+            till.merchant_id,
+            email=data.email,
+            display_name=data.display_name,
+            link_base=f"{settings.base_url}/api/v1/wallet/{till.program_id}/sign-in/link?token=",
+        )
 
     @post(
         "/preview",

@@ -34,6 +34,7 @@ from loyalty.app.dependencies import (
 from .audit import AuditLogController
 from .auth import READERS, provide_staff, requires_role, staff_guard
 from .members import ManagedMemberController
+from .outbox import OutboxController
 from .programs import ManagedProgramController
 from .rewards import RewardAdminController
 from .rule_sets import RuleSetController
@@ -62,6 +63,7 @@ def admin_router() -> Router:
             RuleSetController,
             ManagedMemberController,
             TerminalAdminController,
+            OutboxController,
             VendorConnectionController,
         ],
         guards=[requires_role(*READERS)],

@@ -29,7 +29,10 @@ from loyalty.services.context import utc_now
 from loyalty.services.expiry import run_expiry_sweep
 from loyalty.services.ledger import Ledger
 from loyalty.services.member_cards import forget_used_codes
+from loyalty.services.member_enrollment import Enrollment
+from loyalty.services.member_sign_in import MemberSignIn
 from loyalty.services.orders import Orders
+from loyalty.services.outbox import Outbox, SmtpServer
 from loyalty.services.pos import PointOfSale
 from loyalty.services.programs import Programs
 from loyalty.services.queries import Queries
@@ -46,6 +49,8 @@ from pos_adapter.api import pos_router
 from pos_adapter.cashier import cashier_router
 from pos_adapter.vendor_routes import vendor_router
 from pos_adapter.vendors import VENDORS
+from wallet.api import wallet_api_router
+from wallet.mail_texts import sign_in_mail
 
 from .api import api_router
 from .health import HealthController
@@ -92,7 +97,18 @@ def create_app(
                 clock=clock,
             ),
             vendor_messages=VendorMessages(engine, clock=clock),
+            outbox=Outbox(
+                engine,
+                SmtpServer.from_url(settings.smtp_url, settings.mail_from)
+                if settings.smtp_url
+                else None,
+                clock=clock,
+            ),
         )
+        app.state.member_sign_in = MemberSignIn(
+            engine, settings.secret_key.encode(), sign_in_mail, clock=clock
+        )
+        app.state.enrollment = Enrollment(engine, app.state.member_sign_in, clock=clock)
         app.state.pos = PointOfSale(
             ledger, app.state.orders, app.state.rewards, settings.secret_key.encode()
         )
@@ -132,6 +148,7 @@ def create_app(
             admin_router(),
             rate_limited(pos_router(), pos_limits),
             vendor_router(),
+            wallet_api_router(),
             cashier_router(),
             create_static_files_router(
                 path=SWAGGER_ASSETS, directories=[SWAGGER_UI_DIRECTORY], include_in_schema=False
@@ -175,6 +192,12 @@ def create_app(
                     "BearerToken": SecurityScheme(
                         type="http", scheme="bearer", description="The API client's key"
                     ),
+                    "WalletCookie": SecurityScheme(
+                        type="apiKey",
+                        name="loyalty_wallet",
+                        security_scheme_in="cookie",
+                        description="A member's wallet session, set by signing in",
+                    ),
                     STAFF_TOKEN_SCHEME: SecurityScheme(
                         type="http",
                         scheme="bearer",
@@ -204,5 +227,6 @@ async def _sweep_forever(app: Litestar, interval: float) -> None:
             if reviewed.accounts:
                 log.info("%s", reviewed)
             await forget_used_codes(app.state.engine, app.state.ledger.clock())
+            await app.state.outbox.deliver_pending()
         except Exception:
             log.exception("background sweep failed; retrying in %.0f s", interval)

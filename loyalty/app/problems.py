@@ -122,6 +122,10 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.UNKNOWN_VENDOR: 404,
     ErrorCode.VENDOR_CONNECTION_NOT_FOUND: 404,
     ErrorCode.VENDOR_ACCOUNT_TAKEN: 409,
+    ErrorCode.INVALID_EMAIL: 400,
+    ErrorCode.INVALID_PHONE: 400,
+    ErrorCode.CONSENT_REQUIRED: 400,
+    ErrorCode.SIGN_IN_CODE_INVALID: 401,
 }
 
 TITLES: dict[int, str] = {

@@ -113,10 +113,15 @@ class RedisCounter:
         )
 
     async def add_failure(self, failures: str, expires_in: int) -> None:
+        await self.count(failures, expires_in)
+
+    async def count(self, key: str, expires_in: int) -> int:
+        """Add one to ``key`` (kept ``expires_in`` seconds); the count with it."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(self._key(failures))
-            pipe.expire(self._key(failures), expires_in)
-            await pipe.execute()
+            pipe.incr(self._key(key))
+            pipe.expire(self._key(key), expires_in)
+            results = await pipe.execute()
+        return int(results[0])
 
     async def mark_good(self, good: str) -> None:
         await self._redis.set(self._key(good), b"1", ex=GOOD_SECONDS)
@@ -146,8 +151,12 @@ class StoreCounter:
         return Tally(count=count, failures=failed, good=known)
 
     async def add_failure(self, failures: str, expires_in: int) -> None:
+        await self.count(failures, expires_in)
+
+    async def count(self, key: str, expires_in: int) -> int:
+        """Add one to ``key`` (kept ``expires_in`` seconds); the count with it."""
         async with self._lock:
-            await self._add(failures, expires_in)
+            return await self._add(key, expires_in)
 
     async def mark_good(self, good: str) -> None:
         await self._store.set(good, b"1", expires_in=GOOD_SECONDS)

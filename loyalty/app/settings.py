@@ -14,6 +14,11 @@
   one till) may send to the terminal API, /api/v1/pos (default 600; 0 turns the limit off).
   Counted in Redis when LOYALTY_REDIS_URL is set (shared by every app process), else in the
   process. See docs/POS.md.
+- LOYALTY_PUBLIC_URL: the address members reach the platform at, for links in mail
+  (default http://LOYALTY_HOST:LOYALTY_PORT)
+- LOYALTY_SMTP_URL: smtps://user:pass@host:465, smtp://user:pass@host:587 (STARTTLS) or
+  smtp://host:25?tls=none (default unset: mail stays in the outbox, read on the admin side)
+- LOYALTY_MAIL_FROM: sender address of the platform's mail (default loyalty@localhost)
 """
 
 from __future__ import annotations
@@ -53,6 +58,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     secret_key: str = DEFAULT_SECRET_KEY
     #: Requests per minute per terminal key on /api/v1/pos; 0: no limit.
     pos_rate_limit: int = DEFAULT_POS_RATE_LIMIT
+    #: Where members reach the platform (links in mail); None: http://host:port.
+    public_url: str | None = None
+    #: Outgoing mail server; None: mail stays in the outbox.
+    smtp_url: str | None = None
+    mail_from: str = "loyalty@localhost"
+
+    @property
+    def base_url(self) -> str:
+        """The platform's address as members see it, without a trailing slash."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @property
     def is_sqlite(self) -> bool:
@@ -74,6 +89,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             pos_rate_limit=parse_rate_limit(
                 env.get("LOYALTY_POS_RATE_LIMIT") or str(DEFAULT_POS_RATE_LIMIT)
             ),
+            public_url=(env.get("LOYALTY_PUBLIC_URL") or "").rstrip("/") or None,
+            smtp_url=env.get("LOYALTY_SMTP_URL") or None,
+            mail_from=env.get("LOYALTY_MAIL_FROM") or "loyalty@localhost",
         )
 
 

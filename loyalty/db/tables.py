@@ -102,6 +102,11 @@ members = Table(
     Column("card_number", String(32), nullable=True, unique=True),
     Column("phone", String(20), nullable=True),
     Column("card_secret_version", Integer, nullable=False, server_default="0"),
+    #: Issue 5: the wallet. The language the member chose (de, en); when the email address was
+    #: proven by a sign-in; when the member was erased (personal data gone, ledger kept).
+    Column("locale", String(8), nullable=True),
+    Column("email_verified_at", DateTimeUTC, nullable=True),
+    Column("deleted_at", DateTimeUTC, nullable=True),
 )
 Index("ix_members_merchant_email", members.c.merchant_id, members.c.email)
 Index("ix_members_merchant_phone", members.c.merchant_id, members.c.phone)
@@ -635,3 +640,70 @@ vendor_messages = Table(
     Column("answered_at", DateTimeUTC, nullable=True),
     UniqueConstraint("connection_id", "message_key", name="uq_vendor_messages_connection_key"),
 )
+
+#: Every consent a member gave or withdrew, with the version of the text they saw: the current
+#: state of a kind is its latest row. Kept when a member is erased (it holds no personal data).
+member_consents = Table(
+    "member_consents",
+    metadata,
+    _id(),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("text_version", String(32), nullable=False),
+    #: Where it was given: wallet, pos, admin.
+    Column("source", String(16), nullable=False),
+    Column("at", DateTimeUTC, nullable=False),
+)
+Index("ix_member_consents_member_kind", member_consents.c.member_id, member_consents.c.kind)
+
+#: One-time sign-in codes and links: only digests are kept, keyed with the server key.
+sign_in_codes = Table(
+    "sign_in_codes",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("link_hash", String(64), nullable=False, unique=True),
+    #: sign_in, or complete_profile (a member the cashier enrolled).
+    Column("purpose", String(32), nullable=False),
+    _created_at(),
+    Column("expires_at", DateTimeUTC, nullable=False),
+    Column("used_at", DateTimeUTC, nullable=True),
+    Column("failed_attempts", Integer, nullable=False, server_default="0"),
+)
+Index("ix_sign_in_codes_member_created", sign_in_codes.c.member_id, sign_in_codes.c.created_at)
+
+#: Members' wallet sessions: the cookie holds the token, the database its SHA-256.
+member_sessions = Table(
+    "member_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False, index=True),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    _created_at(),
+    Column("expires_at", DateTimeUTC, nullable=False),
+    Column("last_seen_at", DateTimeUTC, nullable=False),
+    Column("revoked_at", DateTimeUTC, nullable=True),
+)
+
+#: Mail the platform sends. With SMTP configured a sender delivers it; in the embedded default
+#: it stays here and staff read it on the outbox page, so sign-in works without a mail server.
+mail_outbox = Table(
+    "mail_outbox",
+    metadata,
+    _id(),
+    Column("merchant_id", BigInteger, ForeignKey("merchants.id"), nullable=False),
+    Column("to_address", String(320), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("body_text", Text, nullable=False),
+    #: What the mail is (sign_in, welcome, complete_profile): for the outbox page's filter.
+    Column("kind", String(32), nullable=False),
+    _created_at(),
+    Column("sent_at", DateTimeUTC, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+)
+Index("ix_mail_outbox_unsent", mail_outbox.c.sent_at, mail_outbox.c.id)

@@ -115,6 +115,11 @@ class ErrorCode(StrEnum):
     UNKNOWN_VENDOR = "unknown_vendor"
     VENDOR_CONNECTION_NOT_FOUND = "vendor_connection_not_found"
     VENDOR_ACCOUNT_TAKEN = "vendor_account_taken"
+    # Wallet
+    INVALID_EMAIL = "invalid_email"
+    INVALID_PHONE = "invalid_phone"
+    CONSENT_REQUIRED = "consent_required"
+    SIGN_IN_CODE_INVALID = "sign_in_code_invalid"
 
 
 class DomainError(Exception):

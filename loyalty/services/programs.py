@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from sqlalchemy import exists, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.engine import in_transaction
@@ -25,7 +24,7 @@ from .context import Caller, Staff
 from .idempotency import IdempotentExecutor, Replayable, fingerprint
 from .ledger_writes import SYSTEM_ACCOUNT_KINDS
 from .lookups import require_member, require_program
-from .member_cards import issue_card_number
+from .membership import create_member, open_account
 from .results import Balance, EnrollmentResult, ProgramView
 from .rule_documents import RoundingName
 from .rule_sets import insert_starter_rules
@@ -145,43 +144,18 @@ class Programs:
             now = self._executor.now()
             await require_program(conn, caller, program_id)
             if member_id is None:
-                new_id = await conn.scalar(
-                    members.insert()
-                    .values(
-                        merchant_id=caller.merchant_id,
-                        display_name=display_name,
-                        email=email,
-                        created_at=now,
-                    )
-                    .returning(members.c.id)
+                assert display_name is not None
+                enrolled_id = await create_member(
+                    conn, caller.merchant_id, display_name=display_name, email=email, at=now
                 )
-                assert new_id is not None
-                enrolled_id = int(new_id)
-                await issue_card_number(conn, enrolled_id)
             else:
                 await require_member(conn, caller, member_id)
                 enrolled_id = member_id
-            try:
-                async with conn.begin_nested():
-                    account_id = await conn.scalar(
-                        accounts.insert()
-                        .values(
-                            program_id=program_id,
-                            member_id=enrolled_id,
-                            kind="member",
-                            created_at=now,
-                        )
-                        .returning(accounts.c.id)
-                    )
-            except IntegrityError:
-                raise DomainError(
-                    ErrorCode.ALREADY_ENROLLED, "the member is already enrolled in this program"
-                ) from None
-            assert account_id is not None
+            account_id = await open_account(conn, program_id, enrolled_id, now)
             return EnrollmentResult(
                 member_id=enrolled_id,
                 program_id=program_id,
-                account_id=int(account_id),
+                account_id=account_id,
                 balance=Balance(posted=0, held=0, available=0),
             )
 

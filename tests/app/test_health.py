@@ -36,13 +36,18 @@ KEYED_BY_POS_IDS = {
     "/api/v1/pos/transactions/{transaction_id}/complete",
     "/api/v1/pos/transactions/{transaction_id}/refunds",
     "/api/v1/pos/transactions/{transaction_id}/void",
+    # Keyed by the email address: enrolling it again is the same member.
+    "/api/v1/pos/members",
 }
 #: Where the vendors' own protocols are mounted (tests/pos/test_vendor_routes.py).
 VENDOR_PATH = "/api/v1/pos/vendors"
+#: The wallet's API authenticates members by their session cookie (tests/wallet).
+WALLET_PATH = "/api/v1/wallet"
 API_OPERATIONS = {
     ("get", "/api/v1/pos/terminal"),
     ("post", "/api/v1/pos/identify"),
     ("post", "/api/v1/pos/preview"),
+    ("post", "/api/v1/pos/members"),
     ("post", "/api/v1/pos/transactions/{transaction_id}/redemptions"),
     ("post", "/api/v1/pos/transactions/{transaction_id}/complete"),
     ("post", "/api/v1/pos/transactions/{transaction_id}/refunds"),
@@ -181,7 +186,9 @@ def _openapi(stack: Stack) -> dict[str, Any]:
 
 def _ours(path: str) -> bool:
     """Paths of our own API with bearer authentication (not admin, not the vendors' own)."""
-    return path.startswith("/api/v1") and not path.startswith(("/api/v1/admin", VENDOR_PATH))
+    return path.startswith("/api/v1") and not path.startswith(
+        ("/api/v1/admin", VENDOR_PATH, WALLET_PATH)
+    )
 
 
 def test_openapi_lists_every_api_route(stack: Stack) -> None:

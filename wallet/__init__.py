@@ -1,0 +1,16 @@
+"""The member wallet: the members' own side of the platform.
+
+- ``wallet.api``: the wallet's JSON API (enrollment, passwordless sign-in, the member's session).
+- ``wallet.mail_texts``: the wallet's mail to members, in German and English.
+- ``wallet.style``: a program's card colours (``CardStyle``), checked for contrast.
+- ``wallet.card_images``: QR codes (PNG, SVG) of card numbers and rotating codes, and the
+  printable membership card (PNG, SVG) with its QR code and Code 128 barcode.
+- ``wallet.passes.apple``: Apple Wallet store cards (signed ``.pkpass`` archives) and the
+  authentication tokens of the pass web service.
+- ``wallet.passes.google``: Google Wallet loyalty classes and objects and the signed
+  "save to Google Wallet" link.
+
+Cards and passes are pure building blocks (no database, no HTTP). Their barcodes are always black
+on white with a quiet zone of at least 4 modules (QR, error correction M) or 10 modules
+(Code 128), whatever the program's colours (../shared/DESIGN.md section 6).
+"""
