@@ -28,12 +28,15 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import Redirect
 
+from loyalty.app.api.params import IdempotencyKey, answer
 from loyalty.app.api.strict_body import strict_body_guard
 from loyalty.app.rate_limits import counter_for
 from loyalty.app.settings import Settings
 from loyalty.domain.errors import DomainError, ErrorCode
+from loyalty.services.context import Caller
 from loyalty.services.member_enrollment import MARKETING, ConsentState, Enrollment
 from loyalty.services.member_sign_in import MemberSession, MemberSignIn, WalletMember
+from loyalty.services.rewards import RedemptionResult, Rewards
 
 COOKIE_NAME = "loyalty_wallet"
 MEMBER_STATE_KEY = "wallet_member"
@@ -305,6 +308,38 @@ class WalletMemberController(Controller):
             status_code=200,
             cookies=[_session_cookie(request.app.state.settings, None)],
         )
+
+    @post(
+        "/rewards/{reward_code:str}/redeem",
+        status_code=201,
+        summary="Redeem a reward for a voucher code (the points are spent at once)",
+        description="Needs the Idempotency-Key header: a retry answers the same voucher.",
+    )
+    async def redeem(
+        self,
+        request: Request[Any, Any, Any],
+        program_id: ProgramId,
+        member: NamedDependency[WalletMember],
+        reward_code: Annotated[str, PathParameter(max_length=64)],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[RedemptionResult]:
+        if not idempotency_key:
+            raise DomainError(
+                ErrorCode.IDEMPOTENCY_KEY_MISSING, "the Idempotency-Key header is required"
+            )
+        rewards: Rewards = request.app.state.rewards
+        outcome = await rewards.redeem_reward(
+            Caller(client_id=f"wallet:{member.member_id}", merchant_id=member.merchant_id),
+            idempotency_key,
+            program_id=program_id,
+            member_id=member.member_id,
+            reward_code=reward_code,
+            mode="voucher",
+            points=None,
+            basket=None,
+            reference=None,
+        )
+        return answer(outcome)
 
     @put("/consents/marketing", summary="Give or withdraw the marketing consent")
     async def marketing(

@@ -16,10 +16,12 @@ from litestar.config.app import AppConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 from litestar.stores.registry import StoreRegistry
+from litestar.template.config import TemplateConfig
 from redis.asyncio import Redis
 
 from admin.api import STAFF_TOKEN_SCHEME, admin_router
@@ -51,6 +53,8 @@ from pos_adapter.vendor_routes import vendor_router
 from pos_adapter.vendors import VENDORS
 from wallet.api import wallet_api_router
 from wallet.mail_texts import sign_in_mail
+from wallet.pages import TEMPLATE_DIR as WALLET_TEMPLATES
+from wallet.pages import wallet_pages_router
 
 from .api import api_router
 from .health import HealthController
@@ -149,6 +153,7 @@ def create_app(
             rate_limited(pos_router(), pos_limits),
             vendor_router(),
             wallet_api_router(),
+            wallet_pages_router(),
             cashier_router(),
             create_static_files_router(
                 path=SWAGGER_ASSETS, directories=[SWAGGER_UI_DIRECTORY], include_in_schema=False
@@ -167,6 +172,7 @@ def create_app(
         lifespan=[lifespan],
         on_app_init=[settings_on_app],
         stores=stores,
+        template_config=TemplateConfig(directory=WALLET_TEMPLATES, engine=JinjaTemplateEngine),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="loyalty API",

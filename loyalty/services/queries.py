@@ -203,6 +203,19 @@ class Queries:
         result: ProgramView = await self._read(work)
         return result
 
+    async def public_program(self, program_id: int) -> ProgramView:
+        """A program as anyone may see it on its wallet's welcome page (names, currency):
+        ``program_not_found`` for no such program."""
+
+        async def work(conn: AsyncConnection) -> ProgramView:
+            row = (await conn.execute(select(programs).where(programs.c.id == program_id))).first()
+            if row is None:
+                raise DomainError(ErrorCode.PROGRAM_NOT_FOUND, "no such program")
+            return program_view(row)
+
+        result: ProgramView = await self._read(work)
+        return result
+
     async def member(self, caller: Caller, member_id: int) -> MemberView:
         async def work(conn: AsyncConnection) -> MemberView:
             row = (

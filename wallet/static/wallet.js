@@ -1,0 +1,137 @@
+// The wallet's forms: sign in with a mailed code, join, redeem a reward, sign out.
+// Talks JSON to /api/v1/wallet/<program>; the session is an HttpOnly cookie the script never sees.
+(function () {
+  "use strict";
+  const body = document.body;
+  const program = body.dataset.program;
+  const lang = body.dataset.lang || "de";
+  const api = "/api/v1/wallet/" + program;
+  const errorBox = document.getElementById("error");
+
+  async function call(method, path, data, headers) {
+    const response = await fetch(api + path, {
+      method: method,
+      headers: Object.assign({"Content-Type": "application/json", "Accept": "application/json"}, headers || {}),
+      body: data === undefined ? undefined : JSON.stringify(data),
+      credentials: "same-origin",
+    });
+    let payload = null;
+    const text = await response.text();
+    if (text) { try { payload = JSON.parse(text); } catch (e) { payload = null; } }
+    if (!response.ok) {
+      const error = new Error((payload && payload.detail) || response.statusText);
+      error.code = payload && payload.code;
+      throw error;
+    }
+    return payload;
+  }
+
+  function showError(error) {
+    if (!errorBox) { return; }
+    errorBox.textContent = (error && error.message) || errorBox.dataset.fallback || errorBox.textContent;
+    errorBox.hidden = false;
+  }
+  if (errorBox) { errorBox.dataset.fallback = errorBox.textContent; }
+  function clearError() { if (errorBox) { errorBox.hidden = true; } }
+
+  function busy(form, on) {
+    form.querySelectorAll("button").forEach(function (b) { b.disabled = on; });
+  }
+
+  // --- signing in -------------------------------------------------------------------------
+  const requestForm = document.getElementById("request-code");
+  const codeForm = document.getElementById("enter-code");
+  let email = "";
+
+  function askForCode(address) {
+    email = address;
+    requestForm.hidden = true;
+    codeForm.hidden = false;
+    codeForm.elements.code.value = "";
+    codeForm.elements.code.focus();
+  }
+
+  if (requestForm) {
+    requestForm.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      clearError();
+      const address = requestForm.elements.email.value.trim();
+      if (!address) { requestForm.elements.email.focus(); return; }
+      busy(requestForm, true);
+      try {
+        await call("POST", "/sign-in/code", {email: address});
+        askForCode(address);
+      } catch (error) { showError(error); } finally { busy(requestForm, false); }
+    });
+    codeForm.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      clearError();
+      busy(codeForm, true);
+      try {
+        await call("POST", "/sign-in", {email: email, code: codeForm.elements.code.value});
+        window.location.reload();
+      } catch (error) { showError(error); busy(codeForm, false); }
+    });
+    codeForm.querySelector("[data-action=other-address]").addEventListener("click", function () {
+      codeForm.hidden = true;
+      requestForm.hidden = false;
+      requestForm.elements.email.focus();
+    });
+  }
+
+  const joinForm = document.getElementById("join-form");
+  if (joinForm) {
+    joinForm.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      clearError();
+      const f = joinForm.elements;
+      if (!f.terms_accepted.checked) { f.terms_accepted.focus(); showError({message: f.terms_accepted.parentElement.textContent.trim()}); return; }
+      busy(joinForm, true);
+      try {
+        await call("POST", "/enrollment", {
+          display_name: f.display_name.value.trim(),
+          email: f.email.value.trim(),
+          phone: f.phone.value.trim() || null,
+          terms_accepted: true,
+          marketing: f.marketing.checked,
+          locale: lang,
+        });
+        document.getElementById("joined").hidden = false;
+        requestForm.elements.email.value = f.email.value.trim();
+        askForCode(f.email.value.trim());
+        document.getElementById("sign-in").scrollIntoView({behavior: "smooth"});
+      } catch (error) { showError(error); } finally { busy(joinForm, false); }
+    });
+  }
+
+  // --- rewards ----------------------------------------------------------------------------
+  document.querySelectorAll("[data-action=redeem]").forEach(function (button) {
+    button.addEventListener("click", async function () {
+      clearError();
+      const question = document.getElementById("redeem-confirm").innerHTML
+        .replace("{reward}", button.dataset.name).replace("{points}", button.dataset.points);
+      const text = new DOMParser().parseFromString(question, "text/html").documentElement.textContent;
+      if (!window.confirm(text)) { return; }
+      button.disabled = true;
+      try {
+        const key = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Date.now()) + Math.random();
+        const result = await call("POST", "/rewards/" + encodeURIComponent(button.dataset.reward) + "/redeem",
+                                  {}, {"Idempotency-Key": key});
+        document.getElementById("voucher-code").textContent = result.voucher_code;
+        const dialog = document.getElementById("voucher");
+        dialog.addEventListener("close", function () { window.location.reload(); }, {once: true});
+        dialog.showModal();
+      } catch (error) { showError(error); button.disabled = false; }
+    });
+  });
+
+  // --- signing out ------------------------------------------------------------------------
+  document.querySelectorAll("[data-action=sign-out], [data-action=sign-out-everywhere]").forEach(function (button) {
+    button.addEventListener("click", async function () {
+      try {
+        await call("POST", "/" + button.dataset.action, {});
+      } catch (error) { /* the session may be gone already */ }
+      window.location.href = "/wallet/" + program;
+    });
+  });
+})();
