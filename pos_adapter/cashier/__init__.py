@@ -3,7 +3,9 @@
 A server-rendered HTML shell (Jinja2, German or English) plus one static script and one
 stylesheet under ``/pos/static/``; no inline script or style, so the page runs under a
 Content-Security-Policy with ``script-src 'self'``. The script talks to the canonical terminal
-REST API (``/api/v1/pos/...``) with the terminal key or a staff token kept in the browser.
+REST API (``/api/v1/pos/...``) with the terminal key or a staff token kept in the browser. The QR
+decoder for camera scanning in browsers without BarcodeDetector (``static/vendor/jsQR.js``) is
+served from there too; the script loads it the first time the camera is used.
 
 Mount with ``route_handlers=[..., cashier_router()]``.
 """
@@ -32,9 +34,12 @@ TEMPLATE_DIR: Final = PACKAGE_DIR / "templates"
 PAGE_PATH: Final = "/pos"
 STATIC_PATH: Final = "/pos/static"
 API_BASE: Final = "/api/v1"
+#: The camera's QR decoder where the browser has no BarcodeDetector (see static/vendor/README.md).
+QR_DECODER: Final = "vendor/jsQR.js"
 
 #: What the page needs and nothing more: own scripts and styles only, the API on the same
-#: origin, the camera stream for scanning.
+#: origin, the camera stream for scanning (decoded by BarcodeDetector or the vendored jsQR, plain
+#: JavaScript on a canvas: no eval, no WebAssembly, no worker).
 CONTENT_SECURITY_POLICY: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "media-src 'self' blob: mediastream:; connect-src 'self'; base-uri 'none'; "
@@ -102,6 +107,7 @@ def render_page(language: Language) -> str:
         api_base=API_BASE,
         js_url=_static_url("cashier.js"),
         css_url=_static_url("cashier.css"),
+        qr_decoder_url=_static_url(QR_DECODER),
     )
 
 
@@ -132,7 +138,7 @@ def cashier_page(request: Request[Any, Any, Any]) -> Response[str]:
 
 
 def cashier_router() -> Router:
-    """``GET /pos`` (the page) and ``/pos/static/...`` (its script, stylesheet)."""
+    """``GET /pos`` (the page) and ``/pos/static/...`` (its script, stylesheet, QR decoder)."""
     static = create_static_files_router(
         path=STATIC_PATH,
         directories=[STATIC_DIR],

@@ -148,6 +148,14 @@ STRINGS: Final[dict[Language, dict[str, str]]] = {
         " abschließen oder stornieren.",
         "err_points": "Bitte die Anzahl Punkte eingeben.",
         "err_camera": "Die Kamera kann hier nicht scannen.",
+        "err_camera_denied": "Kein Zugriff auf die Kamera. Bitte die Kamera für diese Seite im"
+        " Browser erlauben (Symbol links neben der Adresse) und noch einmal „Kamera“ drücken.",
+        "err_camera_missing": "Keine Kamera gefunden. Bitte eine Kamera anschließen oder den Code"
+        " eintippen.",
+        "err_camera_busy": "Die Kamera wird gerade von einem anderen Programm benutzt. Bitte dort"
+        " schließen und noch einmal versuchen.",
+        "err_camera_load": "Der Code-Leser für die Kamera konnte nicht geladen werden. Bitte die"
+        " Seite neu laden.",
         "err_no_orders": "Heute gibt es noch keinen abgeschlossenen Bon.",
         "err_refund_quantity": "Menge ungültig: höchstens die verkaufte Menge.",
         "err_refund_nothing": "Bitte bei mindestens einer Position eine Menge eintragen.",
@@ -311,6 +319,12 @@ STRINGS: Final[dict[Language, dict[str, str]]] = {
         " first.",
         "err_points": "Please enter the number of points.",
         "err_camera": "The camera cannot scan here.",
+        "err_camera_denied": "No access to the camera. Please allow the camera for this page in"
+        " the browser (the icon left of the address) and press “Camera” again.",
+        "err_camera_missing": "No camera found. Please connect a camera or type the code.",
+        "err_camera_busy": "The camera is in use by another program. Please close it there and"
+        " try again.",
+        "err_camera_load": "The camera's code reader could not be loaded. Please reload the page.",
         "err_no_orders": "No completed order today yet.",
         "err_refund_quantity": "Invalid quantity: at most the quantity sold.",
         "err_refund_nothing": "Please enter a quantity on at least one line.",

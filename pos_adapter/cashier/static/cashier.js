@@ -854,53 +854,184 @@
 
   // ---------------------------------------------------------------- camera scanning
 
+  // A second way to scan, for tills without a scanner: the camera, in any browser that has
+  // getUserMedia on a secure origin (HTTPS or localhost). The browser's BarcodeDetector decodes
+  // where there is one (Chrome on Android, macOS, ChromeOS); everywhere else (Chrome and Edge on
+  // Windows and Linux, Firefox, Safari) the vendored jsQR (static/vendor/, loaded on first use)
+  // reads a downscaled frame of the video drawn on a canvas. A code read goes the way of a typed
+  // scan and Enter.
+
+  const QR_DECODER_URL = body.dataset.qrDecoder || "";
+  /** A frame is decoded this long after the last one finished: the till stays responsive. */
+  const SCAN_INTERVAL_MS = 200;
+  /** jsQR reads frames at most this many pixels on their long side (a wallet QR has 21 modules). */
+  const SCAN_SIZE = 640;
+  const BARCODE_FORMATS = ["qr_code", "code_128", "code_39", "ean_13", "ean_8", "upc_a", "data_matrix", "pdf417", "aztec"];
+  /** Errors in a row from BarcodeDetector before jsQR takes over. */
+  const DETECTOR_FAILURES = 5;
+
   let cameraStream = null;
   let cameraTimer = null;
+  let jsQRLoading = null;
 
   function cameraAvailable() {
-    return (
-      "BarcodeDetector" in window &&
-      window.isSecureContext &&
-      Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)
-    );
+    return window.isSecureContext && Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
   }
 
-  async function startCamera() {
-    const wanted = ["qr_code", "code_128", "code_39", "ean_13", "ean_8", "upc_a", "data_matrix", "pdf417", "aztec"];
-    let formats = wanted;
+  /** The camera button only on devices that have a camera (most desktop tills have none). */
+  async function checkForCamera() {
+    let devices = [];
+    try {
+      devices = await navigator.mediaDevices.enumerateDevices();
+    } catch (_e) {
+      devices = [];
+    }
+    // A browser that lists nothing before the permission is given keeps the button.
+    show(ui.camera, !devices.length || devices.some((device) => device.kind === "videoinput"));
+  }
+
+  /** The banner text for getUserMedia's refusal: permission, no camera, camera busy. */
+  function cameraErrorText(error) {
+    const name = (error && error.name) || "";
+    if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") {
+      return t("err_camera_denied");
+    }
+    if (name === "NotFoundError" || name === "DevicesNotFoundError" || name === "OverconstrainedError") {
+      return t("err_camera_missing");
+    }
+    if (name === "NotReadableError" || name === "TrackStartError" || name === "AbortError") return t("err_camera_busy");
+    return t("err_camera");
+  }
+
+  /** A decoder from BarcodeDetector when the browser has one that reads QR codes, else null. */
+  async function nativeDecoder() {
+    if (!("BarcodeDetector" in window)) return null;
+    let formats = BARCODE_FORMATS;
     try {
       const supported = await window.BarcodeDetector.getSupportedFormats();
-      formats = wanted.filter((f) => supported.includes(f));
+      formats = BARCODE_FORMATS.filter((format) => supported.includes(format));
     } catch (_e) {
       /* older implementations: ask for the list we want */
     }
-    if (!formats.length) throw new UiError(t("err_camera"));
-    const detector = new window.BarcodeDetector({ formats: formats });
+    if (!formats.includes("qr_code")) return null;
+    let detector;
     try {
-      cameraStream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+      detector = new window.BarcodeDetector({ formats: formats });
     } catch (_e) {
-      throw new UiError(t("err_camera"));
+      return null;
     }
-    ui.video.srcObject = cameraStream;
+    return async (video) => {
+      const codes = await detector.detect(video);
+      return codes.length && codes[0].rawValue ? codes[0].rawValue : null;
+    };
+  }
+
+  /** The vendored jsQR, loaded once from this server (script-src 'self'). */
+  function loadJsQR() {
+    if (typeof window.jsQR === "function") return Promise.resolve(window.jsQR);
+    if (!jsQRLoading) {
+      jsQRLoading = new Promise((resolve, reject) => {
+        const script = document.createElement("script");
+        script.src = QR_DECODER_URL;
+        script.async = true;
+        script.addEventListener("load", () => {
+          if (typeof window.jsQR === "function") resolve(window.jsQR);
+          else reject(new Error("jsQR did not load"));
+        });
+        script.addEventListener("error", () => {
+          script.remove();
+          reject(new Error("jsQR did not load"));
+        });
+        document.head.append(script);
+      }).catch((error) => {
+        jsQRLoading = null; // the next try loads it again
+        throw error;
+      });
+    }
+    return jsQRLoading;
+  }
+
+  /** A decoder from jsQR: the video's current frame, downscaled on a canvas, in one pass. */
+  async function jsQRDecoder() {
+    const jsQR = await loadJsQR();
+    const canvas = document.createElement("canvas");
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    if (!context) throw new Error("no 2d canvas");
+    return async (video) => {
+      const width = video.videoWidth;
+      const height = video.videoHeight;
+      if (!width || !height) return null;
+      const scale = Math.min(1, SCAN_SIZE / Math.max(width, height));
+      const w = Math.max(1, Math.round(width * scale));
+      const h = Math.max(1, Math.round(height * scale));
+      if (canvas.width !== w || canvas.height !== h) {
+        canvas.width = w;
+        canvas.height = h;
+      }
+      context.drawImage(video, 0, 0, w, h);
+      // Dark modules on a light ground, as wallets and printed cards show them: one pass, not two.
+      const code = jsQR(context.getImageData(0, 0, w, h).data, w, h, { inversionAttempts: "dontInvert" });
+      return code && code.data ? code.data : null;
+    };
+  }
+
+  async function startCamera() {
+    if (!cameraAvailable()) throw new UiError(t("err_camera"));
+    // The camera first, in the click's task (the permission prompt); the decoder meanwhile.
+    const [media, native] = await Promise.allSettled([
+      navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false }),
+      nativeDecoder(),
+    ]);
+    if (media.status === "rejected") throw new UiError(cameraErrorText(media.reason));
+    const stream = media.value;
+    let decode = native.status === "fulfilled" ? native.value : null;
+    let usesNative = Boolean(decode);
+    if (!decode) {
+      try {
+        decode = await jsQRDecoder();
+      } catch (_e) {
+        stream.getTracks().forEach((track) => track.stop());
+        throw new UiError(t("err_camera_load"));
+      }
+    }
+    if (document.hidden) {
+      // The cashier left the page while the decoder loaded: no camera behind their back.
+      stream.getTracks().forEach((track) => track.stop());
+      return;
+    }
+    cameraStream = stream;
+    ui.video.srcObject = stream;
     openDialog(ui.cameraDialog, ui.cameraDialog.querySelector("[data-close]"));
     await ui.video.play().catch(() => null);
+    let failures = 0;
     const tick = async () => {
-      if (!cameraStream) return;
-      try {
-        const codes = await detector.detect(ui.video);
-        if (codes.length && codes[0].rawValue) {
-          const value = codes[0].rawValue;
-          stopCamera();
-          ui.scan.value = value;
-          action(() => identify(value), { selectScan: true });
-          return;
+      cameraTimer = null;
+      if (cameraStream !== stream) return; // closed meanwhile
+      let value = null;
+      // Not while an action runs: the code read would be dropped by it (one action at a time).
+      if (!busy && ui.video.readyState >= 2) {
+        try {
+          value = await decode(ui.video);
+          failures = 0;
+        } catch (_e) {
+          // A frame that is not ready yet; a BarcodeDetector that keeps failing gives way to jsQR.
+          failures += 1;
+          if (usesNative && failures >= DETECTOR_FAILURES) {
+            usesNative = false;
+            decode = await jsQRDecoder().catch(() => decode);
+          }
         }
-      } catch (_e) {
-        /* a frame that is not ready yet */
       }
-      cameraTimer = setTimeout(tick, 150);
+      if (cameraStream !== stream) return;
+      if (value) {
+        stopCamera();
+        ui.scan.value = value;
+        submitScan();
+        return;
+      }
+      cameraTimer = setTimeout(tick, SCAN_INTERVAL_MS);
     };
-    tick();
+    cameraTimer = setTimeout(tick, 0); // after this action has ended
   }
 
   function stopCamera() {
@@ -1331,10 +1462,15 @@
     );
   });
 
-  $("form-scan").addEventListener("submit", (event) => {
-    event.preventDefault();
+  /** What Enter in the scan field does (a keyboard-wedge scanner sends one); the camera too. */
+  function submitScan() {
     const value = ui.scan.value;
     action(() => identify(value), { selectScan: true });
+  }
+
+  $("form-scan").addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitScan();
   });
 
   ui.scan.addEventListener("blur", () => {
@@ -1442,7 +1578,15 @@
 
   if (cameraAvailable()) {
     show(ui.camera, true);
+    checkForCamera();
+    if (typeof navigator.mediaDevices.addEventListener === "function") {
+      navigator.mediaDevices.addEventListener("devicechange", checkForCamera);
+    }
     ui.camera.addEventListener("click", () => action(startCamera, { keepFocus: true }));
+    // No camera running behind the cashier's back: another tab or app closes it.
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) stopCamera();
+    });
   }
 
   // Function keys, and a keyboard-wedge scanner typing while a button has the focus.
