@@ -20,13 +20,14 @@ from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Controller, Request, Response, Router, get, post, put
+from litestar.channels import ChannelsPlugin
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody, PathParameter, QueryParameter
-from litestar.response import Redirect
+from litestar.response import Redirect, ServerSentEvent
 
 from loyalty.app.api.params import IdempotencyKey, answer
 from loyalty.app.api.strict_body import strict_body_guard
@@ -37,6 +38,8 @@ from loyalty.services.context import Caller
 from loyalty.services.member_enrollment import MARKETING, ConsentState, Enrollment
 from loyalty.services.member_sign_in import MemberSession, MemberSignIn, WalletMember
 from loyalty.services.rewards import RedemptionResult, Rewards
+
+from . import live
 
 COOKIE_NAME = "loyalty_wallet"
 MEMBER_STATE_KEY = "wallet_member"
@@ -280,6 +283,24 @@ class WalletMemberController(Controller):
         del program_id
         return await _session_view(request, member)
 
+    @get(
+        "/events",
+        summary="The member's balance, live (server-sent events)",
+        description=(
+            "An event `balance` with `{posted, held, available}` whenever the member's balance "
+            "changes (a sale at any till, a redemption, an expiry); a comment every 25 s."
+        ),
+        media_type="text/event-stream",
+    )
+    async def live_balance(
+        self,
+        request: Request[Any, Any, Any],
+        program_id: ProgramId,
+        member: NamedDependency[WalletMember],
+    ) -> ServerSentEvent:
+        channels = request.app.plugins.get(ChannelsPlugin)
+        return live.events(channels, program_id, member.member_id)
+
     @post("/sign-out", status_code=200, summary="End this session")
     async def sign_out(
         self, request: Request[Any, Any, Any], program_id: ProgramId
@@ -356,9 +377,17 @@ class WalletMemberController(Controller):
 
 
 def wallet_api_router() -> Router:
+    from .card_api import WalletCardController  # it imports this module
+    from .privacy_api import WalletPrivacyController  # it imports this module
+
     return Router(
         path="/api/v1/wallet",
-        route_handlers=[WalletSignInController, WalletMemberController],
+        route_handlers=[
+            WalletSignInController,
+            WalletMemberController,
+            WalletPrivacyController,
+            WalletCardController,
+        ],
         guards=[same_origin_guard, strict_body_guard],
         security=[{"WalletCookie": []}],
     )

@@ -7,11 +7,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from functools import partial
 from importlib.resources import files
 from pathlib import Path
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
 from litestar import Litestar
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
+from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from litestar.config.app import AppConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -26,6 +30,7 @@ from redis.asyncio import Redis
 
 from admin.api import STAFF_TOKEN_SCHEME, admin_router
 from loyalty import __version__
+from loyalty.db.balance_changes import listen
 from loyalty.db.engine import create_engine
 from loyalty.services.context import utc_now
 from loyalty.services.expiry import run_expiry_sweep
@@ -52,6 +57,7 @@ from pos_adapter.cashier import cashier_router
 from pos_adapter.vendor_routes import vendor_router
 from pos_adapter.vendors import VENDORS
 from wallet.api import wallet_api_router
+from wallet.live import publish_balances
 from wallet.mail_texts import sign_in_mail
 from wallet.pages import TEMPLATE_DIR as WALLET_TEMPLATES
 from wallet.pages import wallet_pages_router
@@ -116,12 +122,15 @@ def create_app(
         app.state.pos = PointOfSale(
             ledger, app.state.orders, app.state.rewards, settings.secret_key.encode()
         )
+        # Wallets that are open hear of their member's new balance (wallet/live.py).
+        stop_announcing = listen(engine, partial(publish_balances, channels))
         sweeper = None
         if settings.sweep_interval_seconds > 0:
             sweeper = asyncio.create_task(_sweep_forever(app, settings.sweep_interval_seconds))
         try:
             yield
         finally:
+            stop_announcing()
             if sweeper is not None:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -144,6 +153,13 @@ def create_app(
         stores.get(POS_RATE_LIMIT_STORE), per_minute=settings.pos_rate_limit, clock=clock
     )
 
+    channels = ChannelsPlugin(
+        backend=RedisChannelsPubSubBackend(redis=redis_client)
+        if redis_client is not None
+        else MemoryChannelsBackend(),
+        arbitrary_channels_allowed=True,
+    )
+
     return Litestar(
         route_handlers=[
             home,
@@ -160,6 +176,7 @@ def create_app(
             ),
         ],
         plugins=[
+            channels,
             SQLAlchemyPlugin(
                 config=SQLAlchemyAsyncConfig(
                     engine_instance=engine,
@@ -167,7 +184,7 @@ def create_app(
                     engine_dependency_key="db_engine",
                     session_dependency_key="db_session",
                 )
-            )
+            ),
         ],
         lifespan=[lifespan],
         on_app_init=[settings_on_app],

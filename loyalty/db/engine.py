@@ -21,6 +21,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from .balance_changes import announce, take
+
 T = TypeVar("T")
 
 READ_ONLY = {"loyalty_read_only": True}
@@ -127,9 +129,16 @@ async def in_transaction(
             lock = _writer_lock(engine)
             if lock is None:
                 async with engine.begin() as conn:
-                    return await work(conn)
-            async with lock, engine.begin() as conn:
-                return await work(conn)
+                    take(conn)  # nothing a failed attempt noted
+                    result = await work(conn)
+                    changes = take(conn)
+            else:
+                async with lock, engine.begin() as conn:
+                    take(conn)
+                    result = await work(conn)
+                    changes = take(conn)
+            announce(engine, changes)  # committed
+            return result
         except DBAPIError as error:
             if attempt == _MAX_ATTEMPTS or not is_retryable(error):
                 raise

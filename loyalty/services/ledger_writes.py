@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from loyalty.db.balance_changes import BalanceChange, record
 from loyalty.db.tables import accounts, entries, holds, journals, lot_draws, lots, programs
 from loyalty.domain.expiry import ExpiryKind, ExpiryPolicy
 from loyalty.domain.journals import HoldStatus, JournalKind
@@ -294,6 +295,10 @@ async def save_account(conn: AsyncConnection, account: Account) -> None:
         .values(posted=account.posted, held=account.held, version=accounts.c.version + 1)
     )
     account.version += 1
+    record(
+        conn,
+        BalanceChange(account.program_id, account.member_id, account.posted, account.held),
+    )
 
 
 async def settle_stale_holds(

@@ -125,6 +125,25 @@
     });
   });
 
+  // --- live balance -----------------------------------------------------------------------
+  // A sale at any till shows at once: the server pushes the new balance (server-sent events).
+  const balanceValue = document.getElementById("balance-value");
+  if (balanceValue && window.EventSource) {
+    const numbers = new Intl.NumberFormat(lang === "en" ? "en-GB" : "de-DE");
+    const source = new EventSource(api + "/events");
+    source.addEventListener("balance", function (event) {
+      const balance = JSON.parse(event.data);
+      if (String(balance.available) === balanceValue.dataset.value) { return; }
+      balanceValue.dataset.value = String(balance.available);
+      balanceValue.textContent = numbers.format(balance.available);
+      const section = balanceValue.closest(".balance");
+      section.classList.remove("flash");
+      void section.offsetWidth;  // restart the animation
+      section.classList.add("flash");
+    });
+    window.addEventListener("pagehide", function () { source.close(); });
+  }
+
   // --- signing out ------------------------------------------------------------------------
   document.querySelectorAll("[data-action=sign-out], [data-action=sign-out-everywhere]").forEach(function (button) {
     button.addEventListener("click", async function () {
