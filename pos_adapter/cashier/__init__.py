@@ -23,7 +23,9 @@ from litestar import Request, Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
-from .i18n import DEFAULT_LANGUAGE, LANGUAGES, STRINGS, Language
+from loyalty.app.languages import pick_language as best_language
+
+from .i18n import LANGUAGES, STRINGS, Language
 
 __all__ = ["CONTENT_SECURITY_POLICY", "cashier_router", "pick_language"]
 
@@ -50,32 +52,7 @@ CONTENT_SECURITY_POLICY: Final = (
 def pick_language(query: str | None, accept_language: str | None) -> Language:
     """``?lang=de|en`` first, then the best of German and English in Accept-Language
     (q-values respected, earlier wins a tie), else German."""
-    if query:
-        wanted = query.strip().lower()[:2]
-        for code, _ in LANGUAGES:
-            if wanted == code:
-                return code
-    best: tuple[float, int, Language] | None = None
-    for position, part in enumerate((accept_language or "").split(",")[:32]):
-        tag, _, params = part.strip().partition(";")
-        primary = tag.strip().lower().split("-")[0]
-        language: Language | None = next((c for c, _ in LANGUAGES if c == primary), None)
-        if language is None:
-            continue
-        quality = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if quality <= 0:
-            continue
-        candidate = (-quality, position, language)
-        if best is None or candidate < best:
-            best = candidate
-    return best[2] if best else DEFAULT_LANGUAGE
+    return best_language(query, accept_language=accept_language)
 
 
 @cache

@@ -9,11 +9,12 @@ the API sent it.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final
 
-Language = Literal["de", "en"]
+from loyalty.app.languages import DEFAULT_LANGUAGE, Language
 
-DEFAULT_LANGUAGE: Final[Language] = "de"
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "STRINGS", "Language"]
+
 #: The language switch, in the order shown; each label in its own language.
 LANGUAGES: Final[tuple[tuple[Language, str], ...]] = (("de", "Deutsch"), ("en", "English"))
 
