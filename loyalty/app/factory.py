@@ -29,6 +29,8 @@ from litestar.template.config import TemplateConfig
 from redis.asyncio import Redis
 
 from admin.api import STAFF_TOKEN_SCHEME, admin_router
+from admin.web import TEMPLATE_DIR as ADMIN_TEMPLATES
+from admin.web import admin_pages_router
 from loyalty import __version__
 from loyalty.db.balance_changes import listen
 from loyalty.db.engine import create_engine
@@ -170,6 +172,7 @@ def create_app(
             vendor_router(),
             wallet_api_router(),
             wallet_pages_router(),
+            admin_pages_router(),
             cashier_router(),
             create_static_files_router(
                 path=SWAGGER_ASSETS, directories=[SWAGGER_UI_DIRECTORY], include_in_schema=False
@@ -189,7 +192,9 @@ def create_app(
         lifespan=[lifespan],
         on_app_init=[settings_on_app],
         stores=stores,
-        template_config=TemplateConfig(directory=WALLET_TEMPLATES, engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=[WALLET_TEMPLATES, ADMIN_TEMPLATES], engine=JinjaTemplateEngine
+        ),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="loyalty API",

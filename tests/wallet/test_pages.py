@@ -77,3 +77,14 @@ def test_pages_need_the_members_own_session(stack: Stack) -> None:
         response = stack.client.get(f"/wallet/{pid}/{page}", follow_redirects=False)
         assert (response.status_code, response.headers["location"]) == (303, f"/wallet/{pid}")
     assert stack.client.get(f"{WALLET}/{pid}/session").status_code == 401
+
+
+def test_the_front_page_links_the_wallets_and_the_outbox(stack: Stack) -> None:
+    _, pid = program(stack)
+    front = stack.client.get("/")
+    assert f'href="/wallet/{pid}"' in front.text
+    assert 'href="/admin/outbox"' in front.text
+    outbox = stack.client.get("/admin/outbox", headers={"Accept-Language": "en"})
+    assert outbox.status_code == 200
+    assert "Mail outbox" in outbox.text
+    assert "script-src 'self'" in outbox.headers["content-security-policy"]
