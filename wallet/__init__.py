@@ -1,7 +1,11 @@
 """The member wallet: the members' own side of the platform.
 
-- ``wallet.api``: the wallet's JSON API (enrollment, passwordless sign-in, the member's session).
-- ``wallet.mail_texts``: the wallet's mail to members, in German and English.
+- ``wallet.api``: the wallet's JSON API (enrollment, passwordless sign-in, the member's session,
+  rewards redeemed for vouchers, the live balance stream).
+- ``wallet.pages``, ``wallet.views``, ``wallet.i18n``: the server-rendered pages, what they show
+  and their German and English texts and formats; ``templates/`` and ``static/``.
+- ``wallet.live``: new balances published to the open wallets (Litestar channels).
+- ``wallet.mail_texts``: the wallet's mail to members.
 - ``wallet.style``: a program's card colours (``CardStyle``), checked for contrast.
 - ``wallet.card_images``: QR codes (PNG, SVG) of card numbers and rotating codes, and the
   printable membership card (PNG, SVG) with its QR code and Code 128 barcode.

@@ -19,6 +19,18 @@
 - LOYALTY_SMTP_URL: smtps://user:pass@host:465, smtp://user:pass@host:587 (STARTTLS) or
   smtp://host:25?tls=none (default unset: mail stays in the outbox, read on the admin side)
 - LOYALTY_MAIL_FROM: sender address of the platform's mail (default loyalty@localhost)
+- LOYALTY_APPLE_PASS_TYPE_ID, LOYALTY_APPLE_TEAM_ID: the Apple Wallet pass type identifier
+  (pass.com.example.loyalty) and the developer team's identifier (default unset: no Apple Wallet
+  passes, the wallet hides the button)
+- LOYALTY_APPLE_PASS_CERT, LOYALTY_APPLE_PASS_KEY: paths to the pass type certificate and its
+  private key (PEM); LOYALTY_APPLE_PASS_KEY_PASSWORD: the key's password, if it has one
+- LOYALTY_APPLE_WWDR_CERT: path to Apple's WWDR intermediate certificate that issued the pass
+  certificate (PEM). Set all of the Apple settings or none; see wallet/passes/apple.py.
+- LOYALTY_GOOGLE_WALLET_ISSUER_ID: the Google Wallet issuer id (default unset: no Google Wallet
+  passes, the wallet hides the button)
+- LOYALTY_GOOGLE_WALLET_SERVICE_ACCOUNT: path to the service account key file (JSON, as Google
+  issues it: client_email, private_key) that signs the "save to Google Wallet" links. Set both
+  or neither; see wallet/passes/google.py.
 """
 
 from __future__ import annotations
@@ -69,6 +81,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """The platform's address as members see it, without a trailing slash."""
         return self.public_url or f"http://{self.host}:{self.port}"
 
+    #: Apple Wallet passes (wallet/passes/apple.py); unset: off. Paths to PEM files.
+    apple_pass_type_id: str | None = None
+    apple_team_id: str | None = None
+    apple_pass_cert: str | None = None
+    apple_pass_key: str | None = None
+    apple_pass_key_password: str | None = None
+    apple_wwdr_cert: str | None = None
+    #: Google Wallet passes (wallet/passes/google.py); unset: off. Path to the key file.
+    google_wallet_issuer_id: str | None = None
+    google_wallet_service_account: str | None = None
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -92,6 +115,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             public_url=(env.get("LOYALTY_PUBLIC_URL") or "").rstrip("/") or None,
             smtp_url=env.get("LOYALTY_SMTP_URL") or None,
             mail_from=env.get("LOYALTY_MAIL_FROM") or "loyalty@localhost",
+            apple_pass_type_id=env.get("LOYALTY_APPLE_PASS_TYPE_ID") or None,
+            apple_team_id=env.get("LOYALTY_APPLE_TEAM_ID") or None,
+            apple_pass_cert=env.get("LOYALTY_APPLE_PASS_CERT") or None,
+            apple_pass_key=env.get("LOYALTY_APPLE_PASS_KEY") or None,
+            apple_pass_key_password=env.get("LOYALTY_APPLE_PASS_KEY_PASSWORD") or None,
+            apple_wwdr_cert=env.get("LOYALTY_APPLE_WWDR_CERT") or None,
+            google_wallet_issuer_id=env.get("LOYALTY_GOOGLE_WALLET_ISSUER_ID") or None,
+            google_wallet_service_account=env.get("LOYALTY_GOOGLE_WALLET_SERVICE_ACCOUNT") or None,
         )
 
 
