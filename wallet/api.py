@@ -35,8 +35,10 @@ from loyalty.app.rate_limits import counter_for
 from loyalty.app.settings import Settings
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.services.context import Caller
+from loyalty.services.feedback import Feedback
 from loyalty.services.member_enrollment import MARKETING, ConsentState, Enrollment
 from loyalty.services.member_sign_in import MemberSession, MemberSignIn, WalletMember
+from loyalty.services.referrals import Referrals
 from loyalty.services.rewards import RedemptionResult, Rewards
 
 from . import live
@@ -69,6 +71,8 @@ class EnrollRequest(msgspec.Struct, forbid_unknown_fields=True):
     #: News and offers by email; optional, withdrawable on its own.
     marketing: bool = False
     locale: Locale | None = None
+    #: The invitation code of the link the person followed (referral), if any.
+    invite: Annotated[str, msgspec.Meta(max_length=16)] | None = None
 
 
 class CodeRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -82,6 +86,20 @@ class CodeSignIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class ConsentChange(msgspec.Struct, forbid_unknown_fields=True):
     granted: bool
+
+
+class FeedbackAnswer(msgspec.Struct, forbid_unknown_fields=True):
+    #: 0-10; null: the member dismissed the question.
+    score: Annotated[int, msgspec.Meta(ge=0, le=10)] | None
+    comment: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class InvitationView(msgspec.Struct, frozen=True, kw_only=True):
+    code: str
+    link: str
+    joined: int
+    converted: int
+    bonus_points: int
 
 
 class Accepted(msgspec.Struct, frozen=True):
@@ -202,6 +220,7 @@ class WalletSignInController(Controller):
             marketing=data.marketing,
             locale=data.locale,
             link_base=_link_base(request, program_id),
+            invite=data.invite,
         )
         return Accepted(_SENT)
 
@@ -362,6 +381,41 @@ class WalletMemberController(Controller):
         )
         return answer(outcome)
 
+    @get("/invitation", summary="The member's invitation link and who joined through it")
+    async def invitation(
+        self,
+        request: Request[Any, Any, Any],
+        program_id: ProgramId,
+        member: NamedDependency[WalletMember],
+    ) -> InvitationView:
+        referrals: Referrals = request.app.state.referrals
+        found = await referrals.invitation(program_id, member.member_id)
+        settings: Settings = request.app.state.settings
+        return InvitationView(
+            code=found.code,
+            link=f"{settings.base_url}/wallet/{program_id}?invite={found.code}",
+            joined=found.joined,
+            converted=found.converted,
+            bonus_points=found.bonus_points,
+        )
+
+    @post(
+        "/feedback",
+        status_code=204,
+        summary="Answer (or dismiss) the Net Promoter question",
+        description="Asked after a purchase, at most once per the program's interval "
+        "(feedback_not_due otherwise).",
+    )
+    async def feedback(
+        self,
+        request: Request[Any, Any, Any],
+        program_id: ProgramId,
+        member: NamedDependency[WalletMember],
+        data: JSONBody[FeedbackAnswer],
+    ) -> None:
+        feedback: Feedback = request.app.state.feedback
+        await feedback.answer(program_id, member.member_id, data.score, data.comment)
+
     @put("/consents/marketing", summary="Give or withdraw the marketing consent")
     async def marketing(
         self,
@@ -377,16 +431,11 @@ class WalletMemberController(Controller):
 
 
 def wallet_api_router() -> Router:
-    from .card_api import WalletCardController  # it imports this module
-    from .privacy_api import WalletPrivacyController  # it imports this module
-
     return Router(
         path="/api/v1/wallet",
         route_handlers=[
             WalletSignInController,
             WalletMemberController,
-            WalletPrivacyController,
-            WalletCardController,
         ],
         guards=[same_origin_guard, strict_body_guard],
         security=[{"WalletCookie": []}],

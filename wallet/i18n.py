@@ -7,15 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Final
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal
 
-Language = Literal["de", "en"]
+from loyalty.app.languages import DEFAULT_LANGUAGE, Language
+from loyalty.app.languages import pick_language as best_language
+
 LANGUAGES: Final[tuple[Language, ...]] = ("de", "en")
-DEFAULT_LANGUAGE: Final[Language] = "de"
 _LOCALES: Final = {"de": "de_DE", "en": "en_GB"}
 
 TEXTS: Final[dict[Language, dict[str, str]]] = {
@@ -89,7 +90,41 @@ TEXTS: Final[dict[Language, dict[str, str]]] = {
         "kind_transfer": "Übertrag",
         "kind_other": "Buchung",
         "offline": "Offline: zuletzt bekannter Stand",
+        "feedback_question": "Wie wahrscheinlich ist es, dass Sie uns weiterempfehlen?",
+        "feedback_scale": "0 = gar nicht, 10 = sehr wahrscheinlich",
+        "feedback_comment": "Möchten Sie uns noch etwas sagen? (freiwillig)",
+        "feedback_send": "Absenden",
+        "feedback_later": "Nicht jetzt",
+        "feedback_thanks": "Danke für Ihre Antwort!",
+        "invite_title": "Freunde einladen",
+        "invite_lead": "Wer über Ihren Link Mitglied wird und zum ersten Mal einkauft, bringt "
+        "Ihnen beiden je {bonus}.",
+        "invite_lead_plain": "Teilen Sie Ihren Link mit Freunden.",
+        "invite_copy": "Link kopieren",
+        "invite_share": "Teilen",
+        "invite_copied": "Kopiert!",
+        "invite_counts": "{joined} beigetreten · {converted} mit erstem Einkauf",
+        "invited_note": "Sie wurden eingeladen: Nach Ihrem ersten Einkauf erhalten Sie und wer Sie "
+        "eingeladen hat einen Bonus.",
         "updated": "Aktualisiert",
+        "card_title": "Ihre Karte",
+        "card_lead": "Zeigen Sie den Code an der Kasse vor.",
+        "card_qr": "QR-Code Ihrer Karte",
+        "card_countdown": "Neuer Code in {seconds} s",
+        "card_number": "Kartennummer",
+        "card_barcode": "Strichcode der Kartennummer",
+        "card_fullscreen": "Vollbild",
+        "card_fullscreen_close": "Schließen",
+        "card_brightness": "Tipp: Stellen Sie die Bildschirmhelligkeit ganz hoch, dann liest der "
+        "Scanner den Code am schnellsten.",
+        "card_sign_in_again": "Der Schlüssel dieser Karte wurde in dieser Anmeldung schon an ein "
+        "anderes Gerät gegeben. Melden Sie sich auf diesem Gerät neu an, um die Karte hier zu "
+        "zeigen.",
+        "card_sign_in_again_button": "Neu anmelden",
+        "card_not_on_device": "Die Karte ist auf diesem Gerät noch nicht gespeichert. Öffnen Sie "
+        "sie einmal mit Internetverbindung.",
+        "card_unsupported": "Dieser Browser kann den wechselnden Code nicht berechnen. Zeigen Sie "
+        "den Strichcode oder die Kartennummer vor.",
     },
     "en": {
         "wallet": "Wallet",
@@ -158,7 +193,40 @@ TEXTS: Final[dict[Language, dict[str, str]]] = {
         "kind_transfer": "Transfer",
         "kind_other": "Entry",
         "offline": "Offline: last known balance",
+        "feedback_question": "How likely are you to recommend us to a friend?",
+        "feedback_scale": "0 = not at all, 10 = extremely likely",
+        "feedback_comment": "Anything else you would like to tell us? (optional)",
+        "feedback_send": "Send",
+        "feedback_later": "Not now",
+        "feedback_thanks": "Thank you for your answer!",
+        "invite_title": "Invite friends",
+        "invite_lead": "When someone joins through your link and makes a first purchase, you "
+        "both get {bonus}.",
+        "invite_lead_plain": "Share your link with friends.",
+        "invite_copy": "Copy link",
+        "invite_share": "Share",
+        "invite_copied": "Copied!",
+        "invite_counts": "{joined} joined · {converted} made a first purchase",
+        "invited_note": "You were invited: after your first purchase you and the person who "
+        "invited you get a bonus.",
         "updated": "Updated",
+        "card_title": "Your card",
+        "card_lead": "Show the code at the till.",
+        "card_qr": "Your card's QR code",
+        "card_countdown": "New code in {seconds} s",
+        "card_number": "Card number",
+        "card_barcode": "Barcode of the card number",
+        "card_fullscreen": "Full screen",
+        "card_fullscreen_close": "Close",
+        "card_brightness": "Tip: turn the screen brightness all the way up and the scanner reads "
+        "the code fastest.",
+        "card_sign_in_again": "This card's key was already given to another device in this "
+        "session. Sign in again on this device to show the card here.",
+        "card_sign_in_again_button": "Sign in again",
+        "card_not_on_device": "The card is not stored on this device yet. Open it once with an "
+        "internet connection.",
+        "card_unsupported": "This browser cannot compute the changing code. Show the barcode or "
+        "the card number instead.",
     },
 }
 
@@ -201,25 +269,4 @@ class Formatter:
 def pick_language(chosen: str | None, query: str | None, accept_language: str | None) -> Language:
     """The member's own choice first, then ``?lang=``, then the best of Accept-Language
     (q-values respected), else German."""
-    for wanted in (chosen, query):
-        if wanted and wanted[:2].lower() in LANGUAGES:
-            return "en" if wanted[:2].lower() == "en" else "de"
-    best: tuple[float, int, Language] | None = None
-    for position, part in enumerate((accept_language or "").split(",")[:32]):
-        tag, _, params = part.strip().partition(";")
-        primary = tag.strip().lower().split("-")[0]
-        if primary not in LANGUAGES:
-            continue
-        quality = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if quality > 0:
-            language: Language = "en" if primary == "en" else "de"
-            candidate = (-quality, position, language)
-            best = candidate if best is None or candidate < best else best
-    return best[2] if best else DEFAULT_LANGUAGE
+    return best_language(chosen, query, accept_language=accept_language)

@@ -18,13 +18,14 @@ from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 
+from loyalty.app.languages import Language
 from loyalty.services.member_sign_in import MemberSignIn, WalletMember
 from loyalty.services.queries import Queries
 from loyalty.services.results import ProgramView
 
 from . import views
 from .api import COOKIE_NAME
-from .i18n import Formatter, Language, pick_language
+from .i18n import Formatter, pick_language
 
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
 TEMPLATE_DIR: Final = PACKAGE_DIR / "templates"
@@ -105,7 +106,12 @@ async def wallet_home(
     program = await _program(request, program_id)
     fmt = Formatter(fmt.language, program.timezone)
     if member is None:
-        return _page(request, "welcome.html", fmt, lang, program=program, member=None)
+        invite = request.query_params.get("invite")
+        if invite is not None and not (invite.isalnum() and len(invite) <= 16):
+            invite = None
+        return _page(
+            request, "welcome.html", fmt, lang, program=program, member=None, invite=invite
+        )
     home = await views.home(
         request.app.state,
         member.member_id,

@@ -11,6 +11,7 @@ from typing import Any
 from loyalty.domain.errors import DomainError
 from loyalty.services.context import Caller
 from loyalty.services.queries import Queries
+from loyalty.services.referrals import Invitation
 from loyalty.services.results import HistoryItem, ProgramView
 from loyalty.services.rewards import AvailableReward, Rewards
 from loyalty.services.tiers import Tiers, TierStatusView
@@ -133,6 +134,12 @@ class Home:
     history: list[Line]
     rewards: list[RewardLine]
     balance_value: int
+    #: Ask the Net Promoter question now.
+    feedback_due: bool
+    invitation: Invitation
+    invite_link: str
+    invite_text: str
+    invite_counts: str
 
 
 async def program_of(queries: Queries, caller: Caller, program_id: int) -> ProgramView:
@@ -162,6 +169,12 @@ async def home(
         if e.expires_at <= now + EXPIRY_HORIZON
     ]
     worth = balance.available * program.point_value_micros // 10_000
+    invitation = await state.referrals.invitation(program_id, member_id)
+    invite_text = (
+        fmt.t("invite_lead", bonus=fmt.points(invitation.bonus_points))
+        if invitation.bonus_points
+        else fmt.t("invite_lead_plain")
+    )
     return Home(
         program=program,
         available=fmt.number(balance.available),
@@ -172,6 +185,13 @@ async def home(
         history=[_line(item, fmt) for item in page.items],
         rewards=[reward_line(o, offers.available_points, fmt) for o in offers.rewards],
         balance_value=balance.available,
+        feedback_due=await state.feedback.due(program_id, member_id),
+        invitation=invitation,
+        invite_link=f"{state.settings.base_url}/wallet/{program_id}?invite={invitation.code}",
+        invite_text=invite_text,
+        invite_counts=fmt.t(
+            "invite_counts", joined=invitation.joined, converted=invitation.converted
+        ),
     )
 
 

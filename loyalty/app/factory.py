@@ -36,6 +36,7 @@ from loyalty.db.balance_changes import listen
 from loyalty.db.engine import create_engine
 from loyalty.services.context import utc_now
 from loyalty.services.expiry import run_expiry_sweep
+from loyalty.services.feedback import Feedback
 from loyalty.services.ledger import Ledger
 from loyalty.services.member_cards import forget_used_codes
 from loyalty.services.member_enrollment import Enrollment
@@ -45,6 +46,7 @@ from loyalty.services.outbox import Outbox, SmtpServer
 from loyalty.services.pos import PointOfSale
 from loyalty.services.programs import Programs
 from loyalty.services.queries import Queries
+from loyalty.services.referrals import Referrals
 from loyalty.services.rewards import Rewards
 from loyalty.services.rule_sets import RuleSets
 from loyalty.services.secret_box import SecretBox
@@ -121,6 +123,8 @@ def create_app(
             engine, settings.secret_key.encode(), sign_in_mail, clock=clock
         )
         app.state.enrollment = Enrollment(engine, app.state.member_sign_in, clock=clock)
+        app.state.referrals = Referrals(engine, clock=clock)
+        app.state.feedback = Feedback(engine, clock=clock)
         app.state.pos = PointOfSale(
             ledger, app.state.orders, app.state.rewards, settings.secret_key.encode()
         )

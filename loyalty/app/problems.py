@@ -126,6 +126,9 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.INVALID_PHONE: 400,
     ErrorCode.CONSENT_REQUIRED: 400,
     ErrorCode.SIGN_IN_CODE_INVALID: 401,
+    ErrorCode.FEEDBACK_NOT_DUE: 409,
+    ErrorCode.CARD_SECRET_ALREADY_DELIVERED: 409,
+    ErrorCode.ERASURE_NOT_CONFIRMED: 400,
 }
 
 TITLES: dict[int, str] = {

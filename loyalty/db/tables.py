@@ -81,6 +81,11 @@ programs = Table(
     #: the order's redeemed points back ('return') or not ('keep').
     Column("static_redeem_cap", BigInteger, nullable=False, server_default="500"),
     Column("redeemed_on_refund", String(16), nullable=False, server_default="return"),
+    #: Issue 5: points each of two members earns when one invited the other and the invited
+    #: one completed a first purchase (0: no referral bonus); how often at most the wallet asks
+    #: a member the Net Promoter question.
+    Column("referral_bonus_points", BigInteger, nullable=False, server_default="0"),
+    Column("feedback_interval_days", Integer, nullable=False, server_default="90"),
     UniqueConstraint("merchant_id", "code", name="uq_programs_merchant_code"),
     CheckConstraint("hold_timeout_seconds > 0", name="hold_timeout_positive"),
     CheckConstraint("expiry_value >= 0", name="expiry_value_not_negative"),
@@ -687,6 +692,9 @@ member_sessions = Table(
     Column("expires_at", DateTimeUTC, nullable=False),
     Column("last_seen_at", DateTimeUTC, nullable=False),
     Column("revoked_at", DateTimeUTC, nullable=True),
+    #: When this session was given the member's rotating-code secret (GET .../card): once per
+    #: session, so that a stolen session cookie cannot copy the secret later.
+    Column("card_secret_delivered_at", DateTimeUTC, nullable=True),
 )
 
 #: Mail the platform sends. With SMTP configured a sender delivers it; in the embedded default
@@ -707,3 +715,79 @@ mail_outbox = Table(
     Column("last_error", Text, nullable=True),
 )
 Index("ix_mail_outbox_unsent", mail_outbox.c.sent_at, mail_outbox.c.id)
+
+#: Invitations that became members: the invited member's first purchase earns both the
+#: program's referral bonus, once (``converted_at``).
+referrals = Table(
+    "referrals",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("inviter_member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    Column("invitee_member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    _created_at(),
+    Column("converted_at", DateTimeUTC, nullable=True),
+    #: Why it earned nothing (the two share an email, phone or card), when it did not.
+    Column("refused", String(64), nullable=True),
+    UniqueConstraint("program_id", "invitee_member_id", name="uq_referrals_program_invitee"),
+)
+Index("ix_referrals_inviter", referrals.c.program_id, referrals.c.inviter_member_id)
+
+#: A member's invitation code per program (the link they share): random, so that it tells
+#: nothing about the member.
+invite_codes = Table(
+    "invite_codes",
+    metadata,
+    Column("code", String(16), primary_key=True),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    _created_at(),
+    UniqueConstraint("program_id", "member_id", name="uq_invite_codes_program_member"),
+)
+
+#: Answers to the Net Promoter question (0-10) with an optional comment; a row without a score
+#: is a question the member dismissed (it counts as asked).
+feedback_answers = Table(
+    "feedback_answers",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    Column("score", Integer, nullable=True),
+    Column("comment", Text, nullable=True),
+    _created_at(),
+    CheckConstraint("score IS NULL OR (score >= 0 AND score <= 10)", name="score_0_to_10"),
+)
+Index(
+    "ix_feedback_answers_program_created",
+    feedback_answers.c.program_id,
+    feedback_answers.c.created_at,
+)
+Index("ix_feedback_answers_member", feedback_answers.c.member_id, feedback_answers.c.created_at)
+
+#: Apple Wallet passes issued to members: the serial is opaque (it travels in every web service
+#: URL), ``updated_at`` is the pass's "last updated" tag.
+wallet_passes = Table(
+    "wallet_passes",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    Column("serial", String(64), nullable=False, unique=True),
+    _created_at(),
+    Column("updated_at", DateTimeUTC, nullable=False),
+    UniqueConstraint("program_id", "member_id", name="uq_wallet_passes_program_member"),
+)
+
+#: Devices that registered a pass for updates (Apple's PassKit web service), with their push
+#: token.
+pass_registrations = Table(
+    "pass_registrations",
+    metadata,
+    Column("device_library_id", String(128), primary_key=True),
+    Column("pass_type_id", String(255), primary_key=True),
+    Column("serial", String(64), primary_key=True),
+    Column("push_token", String(255), nullable=False),
+    _created_at(),
+)
+Index("ix_pass_registrations_serial", pass_registrations.c.serial)

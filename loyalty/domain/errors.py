@@ -120,6 +120,9 @@ class ErrorCode(StrEnum):
     INVALID_PHONE = "invalid_phone"
     CONSENT_REQUIRED = "consent_required"
     SIGN_IN_CODE_INVALID = "sign_in_code_invalid"
+    FEEDBACK_NOT_DUE = "feedback_not_due"
+    CARD_SECRET_ALREADY_DELIVERED = "card_secret_already_delivered"  # noqa: S105 (an error code)
+    ERASURE_NOT_CONFIRMED = "erasure_not_confirmed"
 
 
 class DomainError(Exception):

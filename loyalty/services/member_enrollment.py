@@ -30,6 +30,7 @@ from .contacts import normalize_email, normalize_phone
 from .context import utc_now
 from .member_sign_in import COMPLETE_PROFILE, SIGN_IN, MemberSignIn
 from .membership import create_member, open_account
+from .referrals import note_invitation
 
 TERMS = "terms"
 MARKETING = "marketing"
@@ -75,8 +76,10 @@ class Enrollment:
         marketing: bool,
         locale: str | None,
         link_base: str,
+        invite: str | None = None,
     ) -> None:
-        """Enroll from the wallet and mail a sign-in code (see the module docs)."""
+        """Enroll from the wallet and mail a sign-in code (see the module docs). ``invite``:
+        the invitation code of the link the person followed (a referral)."""
         name = display_name.strip()
         if not name:
             raise DomainError(ErrorCode.VALIDATION_FAILED, "a name is required", field="name")
@@ -112,6 +115,7 @@ class Enrollment:
                 await record_consent(
                     conn, member_id, program_id, MARKETING, marketing, terms_version, now
                 )
+                await note_invitation(conn, program_id, invite, member_id, now)
             member = await _mail_view(conn, member_id, program_id)
             if member.email is not None:
                 await self._sign_in.issue_code(conn, member, program_id, link_base, now, SIGN_IN)

@@ -40,6 +40,7 @@ from .quotes import (
     quote_view,
     uncount_promotions,
 )
+from .referrals import convert_on_first_purchase
 from .results import Balance
 from .rules_in_force import rules_by_id, rules_in_force
 from .tier_status import (
@@ -333,6 +334,8 @@ class Orders:
             quote=result,
             rules=found.rules.earning,
         )
+        if await convert_on_first_purchase(conn, self._ledger, caller, account, now):
+            balance = account.balance
         after = tier_code
         if policy is not None:
             state, change = await evaluate_tier(conn, ctx, state, now)

@@ -6,7 +6,7 @@ ledger needs: currency, expiry policy, time zone and the default hold timeout.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -295,6 +295,15 @@ class ProgramChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     point_value_micros: PointValue | None = None
     rounding: RoundingName | None = None
     hold_timeout_seconds: Annotated[int, msgspec.Meta(ge=5, le=604_800)] | None = None
+    #: Points a member identified by static card number, phone or email may redeem per sale.
+    static_redeem_cap: Annotated[int, msgspec.Meta(ge=0, le=10**12)] | None = None
+    #: Whether a refund gives the sale's redeemed points back ("return") or not ("keep").
+    redeemed_on_refund: Literal["return", "keep"] | None = None
+    #: Points the inviting and the invited member each earn at the invited one's first
+    #: purchase (0: no referral bonus).
+    referral_bonus_points: Annotated[int, msgspec.Meta(ge=0, le=10**9)] | None = None
+    #: The wallet asks a member the Net Promoter question at most once in this many days.
+    feedback_interval_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
 
 
 def _check_settings(settings: ProgramSettings) -> None:
@@ -352,4 +361,8 @@ def program_view(row: Any) -> ProgramView:
         name_en=row.name_en or "",
         description_de=row.description_de or "",
         description_en=row.description_en or "",
+        static_redeem_cap=row.static_redeem_cap,
+        redeemed_on_refund=row.redeemed_on_refund,
+        referral_bonus_points=row.referral_bonus_points,
+        feedback_interval_days=row.feedback_interval_days,
     )

@@ -63,6 +63,10 @@ class ProgramView(msgspec.Struct, frozen=True):
     name_en: str = ""
     description_de: str = ""
     description_en: str = ""
+    static_redeem_cap: int = 500
+    redeemed_on_refund: str = "return"
+    referral_bonus_points: int = 0
+    feedback_interval_days: int = 90
 
 
 class MemberView(msgspec.Struct, frozen=True):

@@ -95,6 +95,7 @@
           terms_accepted: true,
           marketing: f.marketing.checked,
           locale: lang,
+          invite: (f.invite && f.invite.value) || null,
         });
         document.getElementById("joined").hidden = false;
         requestForm.elements.email.value = f.email.value.trim();
@@ -124,6 +125,48 @@
       } catch (error) { showError(error); button.disabled = false; }
     });
   });
+
+  // --- the Net Promoter question ------------------------------------------------------------
+  const feedbackForm = document.getElementById("feedback-form");
+  if (feedbackForm) {
+    const done = function () {
+      feedbackForm.hidden = true;
+      document.getElementById("feedback-thanks").hidden = false;
+    };
+    feedbackForm.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      clearError();
+      const picked = feedbackForm.querySelector("input[name=score]:checked");
+      if (!picked) { feedbackForm.querySelector("input[name=score]").focus(); return; }
+      busy(feedbackForm, true);
+      try {
+        await call("POST", "/feedback", {score: Number(picked.value),
+                                         comment: feedbackForm.elements.comment.value.trim() || null});
+        done();
+      } catch (error) { showError(error); busy(feedbackForm, false); }
+    });
+    feedbackForm.querySelector("[data-action=feedback-later]").addEventListener("click", async function () {
+      try { await call("POST", "/feedback", {score: null}); } catch (error) { /* asked again later */ }
+      document.getElementById("feedback").hidden = true;
+    });
+  }
+
+  // --- invitations ------------------------------------------------------------------------
+  const inviteLink = document.querySelector("#invite input");
+  if (inviteLink) {
+    const copy = document.querySelector("[data-action=invite-copy]");
+    copy.addEventListener("click", async function () {
+      try { await navigator.clipboard.writeText(inviteLink.value); } catch (error) { inviteLink.select(); return; }
+      copy.textContent = copy.dataset.done;
+    });
+    const share = document.querySelector("[data-action=invite-share]");
+    if (navigator.share) {
+      share.hidden = false;
+      share.addEventListener("click", function () {
+        navigator.share({url: inviteLink.value}).catch(function () { /* dismissed */ });
+      });
+    }
+  }
 
   // --- live balance -----------------------------------------------------------------------
   // A sale at any till shows at once: the server pushes the new balance (server-sent events).
