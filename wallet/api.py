@@ -431,11 +431,14 @@ class WalletMemberController(Controller):
 
 
 def wallet_api_router() -> Router:
+    from .card_api import WalletCardController  # it imports this module
+
     return Router(
         path="/api/v1/wallet",
         route_handlers=[
             WalletSignInController,
             WalletMemberController,
+            WalletCardController,
         ],
         guards=[same_origin_guard, strict_body_guard],
         security=[{"WalletCookie": []}],
