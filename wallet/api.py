@@ -432,13 +432,17 @@ class WalletMemberController(Controller):
 
 def wallet_api_router() -> Router:
     from .card_api import WalletCardController  # it imports this module
+    from .passes_api import WalletPassesController  # it imports this module
+    from .privacy_api import WalletPrivacyController  # it imports this module
 
     return Router(
         path="/api/v1/wallet",
         route_handlers=[
             WalletSignInController,
             WalletMemberController,
+            WalletPrivacyController,
             WalletCardController,
+            WalletPassesController,
         ],
         guards=[same_origin_guard, strict_body_guard],
         security=[{"WalletCookie": []}],

@@ -184,6 +184,45 @@ ICON_SIZES: Final = (192, 512)
 _SHORT_NAME_LENGTH: Final = 12
 
 
+@get("/wallet/{program_id:int}/profile", include_in_schema=False)
+async def wallet_profile(
+    request: Request[Any, Any, Any], program_id: ProgramId, lang: LangQuery = None
+) -> Template | Response[Any]:
+    """Personal data, consents, the download of all data and deleting the account."""
+    member = await _member(request, program_id)
+    if member is None:
+        return Redirect(path=f"/wallet/{program_id}", status_code=303)
+    fmt = Formatter(_language(request, member, lang))
+    program = await _program(request, program_id)
+    fmt = Formatter(fmt.language, program.timezone)
+    state = request.app.state
+    profile = await state.member_privacy.profile(member.member_id, program_id)
+    consents = {c.kind: c for c in await state.enrollment.consents(member.member_id, program_id)}
+    terms = consents.get("terms")
+    marketing = consents.get("marketing")
+    granted = marketing is not None and marketing.granted
+    balance = await state.queries.balance(
+        views.caller_for(member.member_id, member.merchant_id), program_id, member.member_id
+    )
+    return _page(
+        request,
+        "profile.html",
+        fmt,
+        lang,
+        program=program,
+        member=member,
+        profile=profile,
+        terms=fmt.t("consent_terms", date=fmt.date(terms.at), version=terms.text_version)
+        if terms
+        else None,
+        marketing=granted,
+        marketing_text=fmt.t("consent_marketing_on", date=fmt.date(marketing.at))
+        if granted and marketing is not None
+        else fmt.t("consent_marketing_off"),
+        delete_text=fmt.t("delete_lead", points=fmt.points(balance.posted)),
+    )
+
+
 @get("/wallet/{program_id:int}/card", include_in_schema=False)
 async def wallet_card(
     request: Request[Any, Any, Any], program_id: ProgramId, lang: LangQuery = None
@@ -197,7 +236,12 @@ async def wallet_card(
     program = await _program(request, program_id)
     fmt = Formatter(fmt.language, program.timezone)
     card = await member_card(request.app.state.engine, member.member_id, member.session_digest)
-    return _page(request, "card.html", fmt, lang, program=program, member=member, card=card)
+    from .passes_api import pass_buttons
+
+    passes = pass_buttons(request.app.state.settings)
+    return _page(
+        request, "card.html", fmt, lang, program=program, member=member, card=card, passes=passes
+    )
 
 
 def _short_name(name: str) -> str:
@@ -332,6 +376,7 @@ def wallet_pages_router() -> Router:
             wallet_history,
             wallet_rewards,
             wallet_card,
+            wallet_profile,
             wallet_manifest,
             wallet_icon,
             wallet_service_worker,

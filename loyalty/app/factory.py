@@ -40,6 +40,7 @@ from loyalty.services.feedback import Feedback
 from loyalty.services.ledger import Ledger
 from loyalty.services.member_cards import forget_used_codes
 from loyalty.services.member_enrollment import Enrollment
+from loyalty.services.member_privacy import MemberPrivacy
 from loyalty.services.member_sign_in import MemberSignIn
 from loyalty.services.orders import Orders
 from loyalty.services.outbox import Outbox, SmtpServer
@@ -65,6 +66,7 @@ from wallet.live import publish_balances
 from wallet.mail_texts import sign_in_mail
 from wallet.pages import TEMPLATE_DIR as WALLET_TEMPLATES
 from wallet.pages import wallet_pages_router
+from wallet.passes_api import apple_pass_updates, apple_web_service_router
 
 from .api import api_router
 from .health import HealthController
@@ -125,6 +127,7 @@ def create_app(
         app.state.enrollment = Enrollment(engine, app.state.member_sign_in, clock=clock)
         app.state.referrals = Referrals(engine, clock=clock)
         app.state.feedback = Feedback(engine, clock=clock)
+        app.state.member_privacy = MemberPrivacy(engine, clock=clock)
         app.state.pos = PointOfSale(
             ledger, app.state.orders, app.state.rewards, settings.secret_key.encode()
         )
@@ -175,6 +178,7 @@ def create_app(
             rate_limited(pos_router(), pos_limits),
             vendor_router(),
             wallet_api_router(),
+            apple_web_service_router(),
             wallet_pages_router(),
             admin_pages_router(),
             cashier_router(),
@@ -193,7 +197,7 @@ def create_app(
                 )
             ),
         ],
-        lifespan=[lifespan],
+        lifespan=[lifespan, apple_pass_updates],  # Apple Wallet passes kept up to date
         on_app_init=[settings_on_app],
         stores=stores,
         template_config=TemplateConfig(

@@ -129,6 +129,10 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.FEEDBACK_NOT_DUE: 409,
     ErrorCode.CARD_SECRET_ALREADY_DELIVERED: 409,
     ErrorCode.ERASURE_NOT_CONFIRMED: 400,
+    # 404, not 501: the pass is a resource this installation does not have (no keys), not a
+    # server fault; a client must not retry, and monitoring must not page anyone for it.
+    ErrorCode.APPLE_WALLET_NOT_CONFIGURED: 404,
+    ErrorCode.GOOGLE_WALLET_NOT_CONFIGURED: 404,
 }
 
 TITLES: dict[int, str] = {

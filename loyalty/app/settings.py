@@ -26,6 +26,8 @@
   private key (PEM); LOYALTY_APPLE_PASS_KEY_PASSWORD: the key's password, if it has one
 - LOYALTY_APPLE_WWDR_CERT: path to Apple's WWDR intermediate certificate that issued the pass
   certificate (PEM). Set all of the Apple settings or none; see wallet/passes/apple.py.
+- LOYALTY_APPLE_APNS_URL: where pass update pushes go (default https://api.push.apple.com,
+  Apple's production APNs, the only one Wallet passes use; tests point it at a fake)
 - LOYALTY_GOOGLE_WALLET_ISSUER_ID: the Google Wallet issuer id (default unset: no Google Wallet
   passes, the wallet hides the button)
 - LOYALTY_GOOGLE_WALLET_SERVICE_ACCOUNT: path to the service account key file (JSON, as Google
@@ -46,6 +48,8 @@ DEFAULT_API_KEYS = "demo=demo-secret-key@1"
 DEFAULT_SECRET_KEY = "embedded-demo-secret-key-change-me"  # noqa: S105
 #: Requests per minute per terminal key: a busy till sends a few a second at most.
 DEFAULT_POS_RATE_LIMIT = 600
+#: Apple's production push service: Wallet passes are pushed there only (no sandbox).
+DEFAULT_APNS_URL = "https://api.push.apple.com"
 
 
 class ApiClient(msgspec.Struct, frozen=True):
@@ -88,6 +92,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     apple_pass_key: str | None = None
     apple_pass_key_password: str | None = None
     apple_wwdr_cert: str | None = None
+    #: Apple's push service for pass updates (wallet/passes/apns.py).
+    apple_apns_url: str = DEFAULT_APNS_URL
     #: Google Wallet passes (wallet/passes/google.py); unset: off. Path to the key file.
     google_wallet_issuer_id: str | None = None
     google_wallet_service_account: str | None = None
@@ -121,6 +127,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             apple_pass_key=env.get("LOYALTY_APPLE_PASS_KEY") or None,
             apple_pass_key_password=env.get("LOYALTY_APPLE_PASS_KEY_PASSWORD") or None,
             apple_wwdr_cert=env.get("LOYALTY_APPLE_WWDR_CERT") or None,
+            apple_apns_url=(env.get("LOYALTY_APPLE_APNS_URL") or "").rstrip("/")
+            or DEFAULT_APNS_URL,
             google_wallet_issuer_id=env.get("LOYALTY_GOOGLE_WALLET_ISSUER_ID") or None,
             google_wallet_service_account=env.get("LOYALTY_GOOGLE_WALLET_SERVICE_ACCOUNT") or None,
         )

@@ -123,6 +123,9 @@ class ErrorCode(StrEnum):
     FEEDBACK_NOT_DUE = "feedback_not_due"
     CARD_SECRET_ALREADY_DELIVERED = "card_secret_already_delivered"  # noqa: S105 (an error code)
     ERASURE_NOT_CONFIRMED = "erasure_not_confirmed"
+    # Wallet passes (a feature an installation may leave off: no keys configured)
+    APPLE_WALLET_NOT_CONFIGURED = "apple_wallet_not_configured"
+    GOOGLE_WALLET_NOT_CONFIGURED = "google_wallet_not_configured"
 
 
 class DomainError(Exception):

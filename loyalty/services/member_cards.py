@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -82,7 +82,9 @@ async def identify(
         members.c.card_secret_version,
         members.c.card_number,
     )
-    mine = members.c.merchant_id == caller.merchant_id
+    # An erased member (deleted_at set) is nobody: their card number, email and phone are gone
+    # already, and the member number inside a rotating code must not find them either.
+    mine = and_(members.c.merchant_id == caller.merchant_id, members.c.deleted_at.is_(None))
     row: Any
     if scan.kind is ScanKind.ROTATING_CODE:
         member_number, digits = parse_rotating_code(scan.value)

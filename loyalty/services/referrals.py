@@ -32,6 +32,7 @@ from .ledger_writes import Account
 _ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 CODE_LENGTH = 10
 SHARED_CONTACT = "shared_contact"
+INVITER_ERASED = "inviter_erased"
 
 
 class Invitation(Struct, frozen=True, kw_only=True):
@@ -158,6 +159,10 @@ async def convert_on_first_purchase(
     refused = None
     if await _share_contact(conn, referral.inviter_member_id, invitee.member_id):
         refused = SHARED_CONTACT
+    elif await conn.scalar(
+        select(members.c.deleted_at).where(members.c.id == referral.inviter_member_id)
+    ):
+        refused = INVITER_ERASED  # nobody could ever use the inviter's share
     bonus = int(
         await conn.scalar(
             select(programs.c.referral_bonus_points).where(programs.c.id == invitee.program_id)

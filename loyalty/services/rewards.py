@@ -243,7 +243,9 @@ class Rewards:
         async def work(conn: AsyncConnection) -> RewardView:
             now = self._now()
             row = await _reward_row(conn, staff.caller, program_id, code, lock=True)
-            units = row.units_redeemed - await _reconcile(conn, now, _rr.c.reward_id == row.id)
+            units = row.units_redeemed - await reconcile_redemptions(
+                conn, now, _rr.c.reward_id == row.id
+            )
             if definition.stock is not None and definition.stock < units:
                 raise DomainError(
                     ErrorCode.INVALID_REWARD,
@@ -477,10 +479,10 @@ class Rewards:
         reward = _definition(row).reward()
         mine = (_rr.c.account_id == account.id, _rr.c.reward_id == row.id)
         # The member's own lapsed redemptions of this reward no longer count against them.
-        units = row.units_redeemed - await _reconcile(conn, now, *mine)
+        units = row.units_redeemed - await reconcile_redemptions(conn, now, *mine)
         if reward.stock is not None and units >= reward.stock:
             # Out of stock by the counter: units of other members' lapsed holds come back.
-            units -= await _reconcile(conn, now, _rr.c.reward_id == row.id)
+            units -= await reconcile_redemptions(conn, now, _rr.c.reward_id == row.id)
         tier = None
         if reward.tiers:
             tier = await effective_tier_code(conn, program_id, account.id, now)
@@ -629,7 +631,7 @@ class Rewards:
                 return
             if await w.settle_stale_holds(conn, caller, account, now):
                 await w.save_account(conn, account)
-            await _reconcile(conn, now, _rr.c.id == redemption_id)
+            await reconcile_redemptions(conn, now, _rr.c.id == redemption_id)
 
         await in_transaction(self._engine, work)
 
@@ -838,7 +840,9 @@ _HOLD_COLUMNS = (
 )
 
 
-async def _reconcile(conn: AsyncConnection, now: datetime, *where: ColumnElement[bool]) -> int:
+async def reconcile_redemptions(
+    conn: AsyncConnection, now: datetime, *where: ColumnElement[bool]
+) -> int:
     """Bring pending redemptions whose hold is settled in line with it: a captured hold
     completes the redemption, any other ends it released with its unit back in stock. The
     caller holds the lock of every reward the rows belong to. Returns the units given back."""
@@ -945,7 +949,7 @@ async def _as_its_hold_implies(
     conn: AsyncConnection, row: Any, now: datetime
 ) -> tuple[RedemptionStatus, datetime | None, int | None]:
     """The redemption's status, ``resolved_at`` and ``journal_id`` as its hold implies: what a
-    view shows and what ``_reconcile`` persists."""
+    view shows and what ``reconcile_redemptions`` persists."""
     status = _effective_status(row, now)
     if status.value == row.status:
         return status, row.resolved_at, row.journal_id

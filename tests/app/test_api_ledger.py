@@ -94,6 +94,10 @@ def test_programs_and_enrollment(any_stack: Stack) -> None:
         "name_en": "Bonuspunkte",
         "description_de": "",
         "description_en": "",
+        "static_redeem_cap": 500,
+        "redeemed_on_refund": "return",
+        "referral_bonus_points": 0,
+        "feedback_interval_days": 90,
     }
     gold = stack.create_program(
         code="gold", name="Gold", expiry_kind="never", expiry_value=0, hold_timeout_seconds=60

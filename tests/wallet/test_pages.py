@@ -88,3 +88,19 @@ def test_the_front_page_links_the_wallets_and_the_outbox(stack: Stack) -> None:
     assert outbox.status_code == 200
     assert "Mail outbox" in outbox.text
     assert "script-src 'self'" in outbox.headers["content-security-policy"]
+
+
+def test_the_profile_page_shows_data_consents_download_and_deletion(stack: Stack) -> None:
+    pid, member = signed_in_member(stack)
+    stack.shop.ok(f"/programs/{pid}/members/{member}/earn", {"points": 300})
+    page = stack.client.get(f"/wallet/{pid}/profile?lang=en")
+    assert page.status_code == 200
+    assert 'value="Ada Lovelace"' in page.text
+    assert "ada.lovelace@example.de" in page.text
+    assert "Programme terms accepted on" in page.text
+    assert "Offers by email: not given" in page.text
+    assert f"/api/v1/wallet/{pid}/export.json" in page.text
+    assert "Your 300\u00a0pts are forfeited" in page.text
+    stack.client.put(f"{WALLET}/{pid}/consents/marketing", json={"granted": True})
+    german = stack.client.get(f"/wallet/{pid}/profile?lang=de")
+    assert "Angebote per E-Mail: erteilt am" in german.text

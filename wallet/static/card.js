@@ -210,6 +210,30 @@
     if (event.key === "Escape" && card.classList.contains("presenting")) { presenting(false); }
   });
 
+  // --- "Save to Google Wallet": the signed link is made for this member, then opened ----------
+  const googleButton = document.querySelector("[data-action=google-wallet]");
+  if (googleButton) {
+    googleButton.addEventListener("click", async function () {
+      googleButton.disabled = true;
+      document.getElementById("wallet-pass-failed").hidden = true;
+      try {
+        const response = await fetch(googleButton.dataset.url, {
+          headers: {"Accept": "application/json"}, credentials: "same-origin", cache: "no-store",
+        });
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        const data = await response.json();
+        if (typeof data.save_url !== "string" || data.save_url.indexOf("https://pay.google.com/") !== 0) {
+          throw new Error("not a Google Wallet link");
+        }
+        window.location.assign(data.save_url);
+      } catch (error) {
+        show("wallet-pass-failed");
+      } finally {
+        googleButton.disabled = false;
+      }
+    });
+  }
+
   // --- start -----------------------------------------------------------------------------
   if (!window.crypto || !crypto.subtle || typeof qrcode !== "function") {
     show("card-unsupported");

@@ -168,6 +168,44 @@
     }
   }
 
+  // --- profile ----------------------------------------------------------------------------
+  const profileForm = document.getElementById("profile-form");
+  if (profileForm) {
+    profileForm.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      clearError();
+      const f = profileForm.elements;
+      busy(profileForm, true);
+      try {
+        await call("PATCH", "/profile", {display_name: f.display_name.value.trim(),
+                                         phone: f.phone.value.trim() || null, locale: f.locale.value});
+        document.cookie = "wallet_lang=" + f.locale.value + "; path=/wallet; SameSite=Lax";
+        window.location.reload();
+      } catch (error) { showError(error); busy(profileForm, false); }
+    });
+  }
+  document.querySelectorAll("[data-action=marketing]").forEach(function (button) {
+    button.addEventListener("click", async function () {
+      clearError();
+      try {
+        await call("PUT", "/consents/marketing", {granted: button.dataset.granted === "true"});
+        window.location.reload();
+      } catch (error) { showError(error); }
+    });
+  });
+  const eraseForm = document.getElementById("erase-form");
+  if (eraseForm) {
+    eraseForm.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      clearError();
+      busy(eraseForm, true);
+      try {
+        await call("POST", "/erase", {confirm: eraseForm.elements.confirm.value.trim()});
+        window.location.href = "/wallet/" + program;
+      } catch (error) { showError(error); busy(eraseForm, false); }
+    });
+  }
+
   // --- live balance -----------------------------------------------------------------------
   // A sale at any till shows at once: the server pushes the new balance (server-sent events).
   const balanceValue = document.getElementById("balance-value");
