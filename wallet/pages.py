@@ -103,6 +103,17 @@ async def _program(request: Request[Any, Any, Any], pid: int) -> ProgramView:
     return await queries.public_program(pid)
 
 
+async def _visit(
+    request: Request[Any, Any, Any], program_id: int, lang: str | None
+) -> tuple[WalletMember, ProgramView, Formatter] | None:
+    """The signed-in member of a page, its program and their language; None: signed out."""
+    member = await _member(request, program_id)
+    if member is None:
+        return None
+    program = await _program(request, program_id)
+    return member, program, Formatter(_language(request, member, lang), program.timezone)
+
+
 @get("/wallet/{program_id:int}", include_in_schema=False)
 async def wallet_home(
     request: Request[Any, Any, Any], program_id: ProgramId, lang: LangQuery = None
@@ -136,12 +147,10 @@ async def wallet_history(
     lang: LangQuery = None,
     cursor: Annotated[str | None, QueryParameter(max_length=64, required=False)] = None,
 ) -> Template | Response[Any]:
-    member = await _member(request, program_id)
-    if member is None:
+    visit = await _visit(request, program_id, lang)
+    if visit is None:
         return Redirect(path=f"/wallet/{program_id}", status_code=303)
-    fmt = Formatter(_language(request, member, lang))
-    program = await _program(request, program_id)
-    fmt = Formatter(fmt.language, program.timezone)
+    member, program, fmt = visit
     lines, next_cursor = await views.history_page(
         request.app.state, member.member_id, member.merchant_id, program_id, cursor, fmt
     )
@@ -161,12 +170,10 @@ async def wallet_history(
 async def wallet_rewards(
     request: Request[Any, Any, Any], program_id: ProgramId, lang: LangQuery = None
 ) -> Template | Response[Any]:
-    member = await _member(request, program_id)
-    if member is None:
+    visit = await _visit(request, program_id, lang)
+    if visit is None:
         return Redirect(path=f"/wallet/{program_id}", status_code=303)
-    fmt = Formatter(_language(request, member, lang))
-    program = await _program(request, program_id)
-    fmt = Formatter(fmt.language, program.timezone)
+    member, program, fmt = visit
     rewards = await views.rewards_page(
         request.app.state, member.member_id, member.merchant_id, program_id, fmt
     )
@@ -189,12 +196,10 @@ async def wallet_profile(
     request: Request[Any, Any, Any], program_id: ProgramId, lang: LangQuery = None
 ) -> Template | Response[Any]:
     """Personal data, consents, the download of all data and deleting the account."""
-    member = await _member(request, program_id)
-    if member is None:
+    visit = await _visit(request, program_id, lang)
+    if visit is None:
         return Redirect(path=f"/wallet/{program_id}", status_code=303)
-    fmt = Formatter(_language(request, member, lang))
-    program = await _program(request, program_id)
-    fmt = Formatter(fmt.language, program.timezone)
+    member, program, fmt = visit
     state = request.app.state
     profile = await state.member_privacy.profile(member.member_id, program_id)
     consents = {c.kind: c for c in await state.enrollment.consents(member.member_id, program_id)}
@@ -229,12 +234,10 @@ async def wallet_card(
 ) -> Template | Response[Any]:
     """The membership card: the rotating code as a QR code (computed on the device by card.js),
     the static card number as text and as a Code 128 barcode, full-screen mode."""
-    member = await _member(request, program_id)
-    if member is None:
+    visit = await _visit(request, program_id, lang)
+    if visit is None:
         return Redirect(path=f"/wallet/{program_id}", status_code=303)
-    fmt = Formatter(_language(request, member, lang))
-    program = await _program(request, program_id)
-    fmt = Formatter(fmt.language, program.timezone)
+    member, program, fmt = visit
     card = await member_card(request.app.state.engine, member.member_id, member.session_digest)
     from .passes_api import pass_buttons
 
