@@ -306,7 +306,7 @@ class Terminals:
                         terminal_keys.c.expires_at,
                         terminal_keys.c.revoked_at,
                         terminal_keys.c.last_used_at,
-                        *_TERMINAL_COLUMNS,
+                        *TERMINAL_COLUMNS,
                     )
                     .join(terminals, terminals.c.id == terminal_keys.c.terminal_id)
                     .join(programs, programs.c.id == terminals.c.program_id)
@@ -328,7 +328,7 @@ class Terminals:
                     .where(terminal_keys.c.id == row.key_id)
                     .values(last_used_at=now)
                 )
-            return _terminal(row, row.key_id)
+            return terminal_of(row, row.key_id)
 
         terminal = await in_transaction(self._engine, work)
         if len(self._cache) > 10_000:
@@ -342,7 +342,7 @@ class Terminals:
         async def work(conn: AsyncConnection) -> Terminal:
             row = (
                 await conn.execute(
-                    select(*_TERMINAL_COLUMNS)
+                    select(*TERMINAL_COLUMNS)
                     .join(programs, programs.c.id == terminals.c.program_id)
                     .join(merchants, merchants.c.id == terminals.c.merchant_id)
                     .where(
@@ -358,7 +358,7 @@ class Terminals:
                     "no such terminal at this merchant",
                     terminal_code=code,
                 )
-            return _terminal(row, None)
+            return terminal_of(row, None)
 
         return await in_transaction(self._engine, work, read_only=True)
 
@@ -367,7 +367,8 @@ def _invalid_key() -> DomainError:
     return DomainError(ErrorCode.UNAUTHORIZED, "the terminal API key is not valid")
 
 
-_TERMINAL_COLUMNS = (
+#: What ``terminal_of`` reads (joined with programs and merchants).
+TERMINAL_COLUMNS = (
     terminals.c.id,
     terminals.c.merchant_id,
     terminals.c.program_id,
@@ -380,7 +381,9 @@ _TERMINAL_COLUMNS = (
 )
 
 
-def _terminal(row: Any, key_id: int | None) -> Terminal:
+def terminal_of(row: Any, key_id: int | None) -> Terminal:
+    """A ``Terminal`` from a row with the terminal's, its program's currency and its
+    merchant's name (``merchant_name``) columns."""
     return Terminal(
         terminal_id=row.id,
         merchant_id=row.merchant_id,

@@ -33,7 +33,13 @@ from loyalty.domain.errors import DomainError, ErrorCode
 from .audit import record_entry
 from .context import Staff, utc_now
 from .secret_box import SecretBox, UnreadableSecretError
-from .terminals import AUTH_CACHE_SECONDS, LAST_USED_RESOLUTION, Terminal
+from .terminals import (
+    AUTH_CACHE_SECONDS,
+    LAST_USED_RESOLUTION,
+    TERMINAL_COLUMNS,
+    Terminal,
+    terminal_of,
+)
 
 #: Prefix of the keys the platform issues to vendors that present a key.
 ISSUED_KEY_PREFIX = "vk_"
@@ -245,15 +251,7 @@ class VendorConnections:
                         vendor_connections.c.calling_code,
                         vendor_connections.c.disabled_at.label("connection_disabled_at"),
                         vendor_connections.c.last_used_at,
-                        terminals.c.id,
-                        terminals.c.merchant_id,
-                        terminals.c.program_id,
-                        terminals.c.code,
-                        terminals.c.location,
-                        terminals.c.name,
-                        terminals.c.disabled_at,
-                        programs.c.currency,
-                        merchants.c.name.label("merchant_name"),
+                        *TERMINAL_COLUMNS,
                     )
                     .join(terminals, terminals.c.id == vendor_connections.c.terminal_id)
                     .join(programs, programs.c.id == terminals.c.program_id)
@@ -283,17 +281,7 @@ class VendorConnections:
                 account=account,
                 secret=secret,
                 calling_code=row.calling_code,
-                till=Terminal(
-                    terminal_id=row.id,
-                    merchant_id=row.merchant_id,
-                    program_id=row.program_id,
-                    code=row.code,
-                    location=row.location,
-                    name=row.name,
-                    key_id=None,
-                    currency=row.currency,
-                    merchant_name=row.merchant_name,
-                ),
+                till=terminal_of(row, None),
             )
 
         connection = await in_transaction(self._engine, work)

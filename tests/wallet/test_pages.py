@@ -6,23 +6,20 @@ from __future__ import annotations
 from tests.app.conftest import Stack
 from tests.support.problems import assert_problem
 
-from .test_sign_in_api import ADA, WALLET, code_in, enroll, mails, program, sign_in
+from .test_sign_in_api import (
+    ADA,
+    WALLET,
+    code_in,
+    enroll,
+    mails,
+    program,
+    program_with_coffee,
+    sign_in,
+)
 
 
 def signed_in_member(stack: Stack) -> tuple[int, int]:
-    manager, pid = program(stack)
-    manager.call(
-        "POST",
-        f"/programs/{pid}/rewards",
-        {
-            "code": "kaffee",
-            "kind": "amount_off",
-            "name": {"de": "Kaffee gratis", "en": "Free coffee"},
-            "points_cost": 100,
-            "amount_off": 250,
-        },
-        201,
-    )
+    manager, pid = program_with_coffee(stack)
     enroll(stack, pid)
     session = sign_in(stack, pid, ADA["email"], code_in(mails(manager)[0])).json()
     return pid, int(session["member_id"])

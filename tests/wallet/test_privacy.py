@@ -38,7 +38,7 @@ from tests.app.staff_session import Manager
 from tests.pos.test_terminal_api import Till, line, order, wallet_code
 from tests.support.problems import assert_problem
 
-from .test_sign_in_api import ADA, WALLET, code_in, enroll, mails, program, sign_in
+from .test_sign_in_api import ADA, WALLET, code_in, enroll, mails, program_with_coffee, sign_in
 
 ADA_EMAIL = "ada.lovelace@example.de"
 BOB = {
@@ -79,19 +79,7 @@ def member_signed_in(stack: Stack, manager: Manager, pid: int, body: dict[str, A
 
 def world(stack: Stack) -> World:
     """Ada and Bob in the program "sonne" with a reward and a till."""
-    manager, pid = program(stack)
-    manager.call(
-        "POST",
-        f"/programs/{pid}/rewards",
-        {
-            "code": "kaffee",
-            "kind": "amount_off",
-            "name": {"de": "Kaffee gratis", "en": "Free coffee"},
-            "points_cost": 100,
-            "amount_off": 250,
-        },
-        201,
-    )
+    manager, pid = program_with_coffee(stack)
     issued = manager.call(
         "POST",
         "/terminals",

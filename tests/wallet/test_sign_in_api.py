@@ -33,6 +33,24 @@ def program(stack: Stack) -> tuple[Manager, int]:
     return manager, int(created["program_id"])
 
 
+def program_with_coffee(stack: Stack) -> tuple[Manager, int]:
+    """The program "sonne" with one reward: a coffee for 100 points (2.50 EUR off)."""
+    manager, pid = program(stack)
+    manager.call(
+        "POST",
+        f"/programs/{pid}/rewards",
+        {
+            "code": "kaffee",
+            "kind": "amount_off",
+            "name": {"de": "Kaffee gratis", "en": "Free coffee"},
+            "points_cost": 100,
+            "amount_off": 250,
+        },
+        201,
+    )
+    return manager, pid
+
+
 def mails(manager: Manager, to: str | None = None) -> list[dict[str, Any]]:
     every: list[dict[str, Any]] = manager.call("GET", "/outbox")
     return [m for m in every if to is None or m["to_address"] == to]
