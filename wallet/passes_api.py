@@ -29,7 +29,7 @@ browser), as Apple's "Adding a Web Service to Update Passes" describes it:
   The tag is the passes' ``updated_at`` in epoch milliseconds.
 - ``DELETE v1/devices/{device}/registrations/{passType}/{serial}``: 200; 401 a wrong token.
 - ``GET v1/passes/{passType}/{serial}``: the pass as it is now, with ``Last-Modified``;
-  ``If-Modified-Since`` no earlier than the last change answers 304; 401 a wrong token.
+  ``If-Modified-Since`` later than the last change answers 304; 401 a wrong token.
 - ``POST v1/log`` with ``{"logs": [...]}``: Wallet's error messages, logged at info (20 at
   most, each cut to 500 characters).
 
@@ -55,7 +55,18 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Litestar, Request, Response, Router, delete, get, post
+from litestar import (
+    Controller,
+    HttpMethod,
+    Litestar,
+    Request,
+    Response,
+    Router,
+    delete,
+    get,
+    post,
+    route,
+)
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
@@ -75,7 +86,7 @@ from loyalty.services.tier_status import effective_tier
 
 from .api import ProgramId, member_guard, provide_member
 from .passes import WalletConfigError, WalletNotConfiguredError
-from .passes.apns import ApnsClient, PushOutcome, client_ssl_context
+from .passes.apns import PUSH_TOKEN, ApnsClient, PushOutcome, client_ssl_context
 from .passes.apple import (
     PKPASS_MEDIA_TYPE,
     ApplePassConfig,
@@ -467,7 +478,8 @@ ApplePassAuthorization = Annotated[
 
 
 class PushTokenBody(msgspec.Struct):
-    push_token: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] = msgspec.field(
+    #: APNs device tokens are hex; the token becomes a segment of the push's URL.
+    push_token: Annotated[str, msgspec.Meta(pattern=PUSH_TOKEN.pattern)] = msgspec.field(
         name="pushToken"
     )
 
@@ -568,7 +580,7 @@ class AppleWebServiceController(Controller):
         settings: Settings = request.app.state.settings
         config = apple_config(settings)
         _check_token(settings, config, pass_type_id, serial, authorization)
-        push_token = data.push_token.strip()
+        push_token = data.push_token
 
         async def work(conn: AsyncConnection) -> bool:
             await _pass_of(conn, serial)
@@ -672,12 +684,14 @@ class AppleWebServiceController(Controller):
         await in_transaction(request.app.state.engine, work)
         return Response(content=None, status_code=200)
 
-    @get(
+    @route(
         "/passes/{pass_type_id:str}/{serial:str}",
+        http_method=[HttpMethod.GET, HttpMethod.HEAD],
         summary="The latest version of a pass",
         description=(
             "The signed .pkpass as it is now, with Last-Modified; 304 when If-Modified-Since "
-            "is no earlier than its last change; 401 not the pass's token."
+            "is later than its last change; 401 not the pass's token. HEAD (some devices ask "
+            "first) answers the same without the pass."
         ),
         media_type=PKPASS_MEDIA_TYPE,
     )
@@ -711,6 +725,8 @@ class AppleWebServiceController(Controller):
         }
         if content is None:
             return Response(content=b"", status_code=304, headers=headers)
+        if request.method == HttpMethod.HEAD:
+            return _pkpass_response(b"", headers)
         data = await _signed_pass(content, serial, config, settings, now)
         return _pkpass_response(data, headers)
 
@@ -760,7 +776,7 @@ class PassUpdates:
 
     async def _update(self, members_changed: list[tuple[int, int]]) -> None:
         try:
-            tokens = await touch_passes(self.engine, members_changed, self.clock())
+            tokens = await touch_passes(self.engine, members_changed, self.clock)
             if tokens:
                 await self.push(tokens)
         except Exception:
@@ -801,10 +817,14 @@ class PassUpdates:
 
 
 async def touch_passes(
-    engine: AsyncEngine, members_changed: list[tuple[int, int]], now: datetime
+    engine: AsyncEngine, members_changed: list[tuple[int, int]], clock: Callable[[], datetime]
 ) -> list[str]:
-    """Give the passes of these (program, member) pairs ``updated_at = now`` and answer the
-    push tokens of the devices registered for them. Members without a pass cost one read."""
+    """Give the passes of these (program, member) pairs ``updated_at`` = now and answer the
+    push tokens of the devices registered for them. Members without a pass cost one read.
+
+    The time is read inside the writing transaction, so that passes are stamped in the order
+    their updates commit (on SQLite exactly: writers take turns): a device that was told a tag
+    is not told a later change under an earlier one."""
     pairs = tuple_(wallet_passes.c.program_id, wallet_passes.c.member_id)
 
     async def find(conn: AsyncConnection) -> list[tuple[int, int]]:
@@ -818,9 +838,9 @@ async def touch_passes(
     with_pass = await in_transaction(engine, find, read_only=True)
     if not with_pass:
         return []
-    moment = _ms(now)
 
     async def touch(conn: AsyncConnection) -> list[str]:
+        moment = _ms(clock())
         serials: list[str] = []
         for program_id, member_id in with_pass:
             touched = await conn.execute(

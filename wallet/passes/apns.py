@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("wallet.apns")
 
 #: What a push token may look like: Wallet sends hex; anything else would not be a URL segment.
-PUSH_TOKEN = re.compile(r"[0-9A-Za-z]{8,255}")
+PUSH_TOKEN = re.compile(r"^[0-9A-Za-z]{8,255}$")
 #: The payload of every pass update push.
 EMPTY_PAYLOAD = b"{}"
 #: A push that takes longer than this is given up (and logged).
@@ -103,7 +103,7 @@ class ApnsClient:
     async def push(self, push_token: str) -> PushOutcome:
         """One empty push to ``push_token``; never raises for a network error or a refusal
         (the outcome says what happened, and it is logged)."""
-        if not PUSH_TOKEN.fullmatch(push_token):
+        if not PUSH_TOKEN.match(push_token):
             log.warning("not pushing to a malformed push token")
             return PushOutcome(push_token, 400, "BadDeviceToken")
         try:
