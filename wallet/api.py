@@ -36,8 +36,13 @@ from loyalty.app.settings import Settings
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.services.context import Caller
 from loyalty.services.feedback import Feedback
-from loyalty.services.member_enrollment import MARKETING, ConsentState, Enrollment
-from loyalty.services.member_sign_in import MemberSession, MemberSignIn, WalletMember
+from loyalty.services.member_enrollment import MARKETING, TERMS, ConsentState, Enrollment
+from loyalty.services.member_sign_in import (
+    COMPLETE_PROFILE,
+    MemberSession,
+    MemberSignIn,
+    WalletMember,
+)
 from loyalty.services.referrals import Referrals
 from loyalty.services.rewards import RedemptionResult, Rewards
 
@@ -259,8 +264,10 @@ class WalletSignInController(Controller):
         if session.program_id != program_id:
             raise DomainError(ErrorCode.SIGN_IN_CODE_INVALID, "this link is for another program")
         settings: Settings = request.app.state.settings
+        # A member the cashier enrolled completes the profile and accepts the terms first.
+        landing = "/profile" if session.purpose == COMPLETE_PROFILE else ""
         return Redirect(
-            path=f"/wallet/{program_id}",
+            path=f"/wallet/{program_id}{landing}",
             status_code=303,
             cookies=[_session_cookie(settings, session)],
         )
@@ -427,6 +434,24 @@ class WalletMemberController(Controller):
         enrollment: Enrollment = request.app.state.enrollment
         return await enrollment.set_consent(
             member.member_id, program_id, MARKETING, data.granted, TERMS_VERSION
+        )
+
+    @put(
+        "/consents/terms",
+        summary="Accept the program terms (a member the cashier enrolled, or a new version)",
+        description="Only `granted: true`: leaving the program is deleting the account "
+        "(consent_required otherwise).",
+    )
+    async def terms(
+        self,
+        request: Request[Any, Any, Any],
+        program_id: ProgramId,
+        member: NamedDependency[WalletMember],
+        data: JSONBody[ConsentChange],
+    ) -> list[ConsentState]:
+        enrollment: Enrollment = request.app.state.enrollment
+        return await enrollment.set_consent(
+            member.member_id, program_id, TERMS, data.granted, TERMS_VERSION
         )
 
 

@@ -91,6 +91,10 @@ TEXTS: Final[dict[Language, dict[str, str]]] = {
         "kind_other": "Buchung",
         "offline": "Offline: zuletzt bekannter Stand",
         "profile_title": "Ihr Profil",
+        "terms_missing": "Ihre Karte wurde an der Kasse angelegt. Bitte prüfen Sie Ihre Angaben "
+        "und nehmen Sie die Teilnahmebedingungen an.",
+        "terms_accept": "Teilnahmebedingungen annehmen",
+        "terms_missing_home": "Bitte vervollständigen Sie Ihr Profil.",
         "profile_saved": "Gespeichert.",
         "save": "Speichern",
         "language_choice": "Sprache der Wallet und der E-Mails",
@@ -219,6 +223,10 @@ TEXTS: Final[dict[Language, dict[str, str]]] = {
         "kind_other": "Entry",
         "offline": "Offline: last known balance",
         "profile_title": "Your profile",
+        "terms_missing": "Your card was created at the till. Please check your details and "
+        "accept the programme terms.",
+        "terms_accept": "Accept the programme terms",
+        "terms_missing_home": "Please complete your profile.",
         "profile_saved": "Saved.",
         "save": "Save",
         "language_choice": "Language of the wallet and the emails",

@@ -140,6 +140,8 @@ class Home:
     invite_link: str
     invite_text: str
     invite_counts: str
+    #: The member has not accepted the program terms yet (the cashier enrolled them).
+    terms_missing: bool
 
 
 async def program_of(queries: Queries, caller: Caller, program_id: int) -> ProgramView:
@@ -191,6 +193,10 @@ async def home(
         invite_text=invite_text,
         invite_counts=fmt.t(
             "invite_counts", joined=invitation.joined, converted=invitation.converted
+        ),
+        terms_missing=not any(
+            c.kind == "terms" and c.granted
+            for c in await state.enrollment.consents(member_id, program_id)
         ),
     )
 

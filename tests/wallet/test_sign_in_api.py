@@ -238,3 +238,22 @@ def test_a_cashier_enrolls_by_email_and_the_member_completes_later(stack: Stack)
     assert (again.json()["member_id"], again.json()["created"]) == (body["member_id"], False)
     opened = stack.client.get(link_in(mails(manager)[0]), follow_redirects=False)
     assert opened.status_code == 303
+    # The completion mail's link (the older one, already replaced by the sign-in mail) is spent;
+    # a new completion link opens the profile, where the member accepts the terms.
+    assert [m["kind"] for m in mails(manager)] == ["sign_in", "complete_profile"]
+    stack.client.cookies.clear()
+    third = stack.client.post(
+        "/api/v1/pos/members", json={"email": "lea@example.de"}, headers=till
+    ).json()
+    completion = mails(manager, "lea@example.de")[0]
+    landed = stack.client.get(link_in(completion), follow_redirects=False)
+    assert landed.headers["location"] == f"/wallet/{pid}/profile"
+    profile = stack.client.get(f"/wallet/{pid}/profile?lang=en")
+    assert "Your card was created at the till" in profile.text
+    assert "Please complete your profile" in stack.client.get(f"/wallet/{pid}?lang=en").text
+    accepted = stack.client.put(f"{WALLET}/{pid}/consents/terms", json={"granted": True})
+    assert [c["kind"] for c in accepted.json()] == ["terms"]
+    assert "Your card was created" not in stack.client.get(f"/wallet/{pid}/profile").text
+    refused = stack.client.put(f"{WALLET}/{pid}/consents/terms", json={"granted": False})
+    assert_problem(refused, 400, "consent_required")
+    assert third["created"] is True

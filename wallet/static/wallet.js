@@ -193,6 +193,19 @@
       } catch (error) { showError(error); }
     });
   });
+  const termsForm = document.getElementById("terms-form");
+  if (termsForm) {
+    termsForm.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      clearError();
+      if (!termsForm.elements.terms_accepted.checked) { termsForm.elements.terms_accepted.focus(); return; }
+      busy(termsForm, true);
+      try {
+        await call("PUT", "/consents/terms", {granted: true});
+        window.location.reload();
+      } catch (error) { showError(error); busy(termsForm, false); }
+    });
+  }
   const eraseForm = document.getElementById("erase-form");
   if (eraseForm) {
     eraseForm.addEventListener("submit", async function (event) {
