@@ -25,12 +25,13 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import zxingcpp
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
 
-from tests.e2e.helpers import LEDGER_SECRET, TIMEOUT_MS, BrowserErrors, Shop, ok
+from tests.e2e.helpers import LEDGER_SECRET, OWNER_LOGIN, TIMEOUT_MS, BrowserErrors, Shop, ok
 from wallet.i18n import TEXTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -135,6 +136,33 @@ def give_points(shop: Shop, member_id: int) -> None:
         )
 
 
+#: The catalogue the screenshots show: one reward within 1.250 points, one beyond.
+REWARDS = (
+    ("kaffee", "Kaffee gratis", "Free coffee", 100),
+    ("torte", "Ganze Torte", "Whole cake", 2000),
+)
+
+
+def add_rewards(shop: Shop) -> None:
+    """The program's rewards, made by the owner (once per server: a second call finds them)."""
+    with httpx.Client(base_url=shop.server.base_url, timeout=TIMEOUT_MS / 1000) as client:
+        token = ok(client.post("/api/v1/admin/login", json=OWNER_LOGIN))["token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        for code, german, english, cost in REWARDS:
+            made = client.post(
+                f"/api/v1/admin/programs/{shop.program_id}/rewards",
+                json={
+                    "code": code,
+                    "kind": "amount_off",
+                    "name": {"de": german, "en": english},
+                    "points_cost": cost,
+                    "amount_off": cost * 2,
+                },
+            )
+            assert made.status_code in (201, 409), made.text
+        client.post("/api/v1/admin/logout")
+
+
 def card_shown(page: Page) -> None:
     """The QR code is drawn and the barcode image has loaded."""
     expect(page.locator("#card.ready #card-qr svg")).to_be_visible()
@@ -158,8 +186,17 @@ def test_the_card_screen_shows_a_code_the_till_accepts_also_offline(
     member_id = join_and_sign_in(page, shop, "Lena Vogel", email)
     [(card_number,)] = shop.server.query("SELECT card_number FROM members WHERE id = ?", member_id)
     give_points(shop, member_id)
+    add_rewards(shop)
     page.reload()
     expect(page.locator("#balance-value")).to_have_text("1.250")
+    page.evaluate("() => window.scrollTo(0, 0)")
+    save(page, "wallet-home.png", tmp_path)
+    page.get_by_role("link", name=t["nav_rewards"], exact=True).click()
+    expect(page.get_by_text("Kaffee gratis")).to_be_visible()
+    expect(page.locator("li.affordable")).to_contain_text("Kaffee gratis")
+    expect(page.locator("li.locked")).to_contain_text("Ganze Torte")
+    save(page, "wallet-rewards.png", tmp_path)
+    page.go_back()
 
     # The card: the tab in the navigation.
     page.get_by_role("link", name=t["nav_card"], exact=True).click()
