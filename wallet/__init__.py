@@ -6,7 +6,8 @@
   and their German and English texts and formats; ``templates/`` and ``static/``.
 - ``wallet.live``: new balances published to the open wallets (Litestar channels).
 - ``wallet.mail_texts``: the wallet's mail to members.
-- ``wallet.style``: a program's card colours (``CardStyle``), checked for contrast.
+- The card colours (``CardStyle``, checked for contrast) are the domain's:
+  ``loyalty.domain.card_style``.
 - ``wallet.card_images``: QR codes (PNG, SVG) of card numbers and rotating codes, and the
   printable membership card (PNG, SVG) with its QR code and Code 128 barcode.
 - ``wallet.passes.apple``: Apple Wallet store cards (signed ``.pkpass`` archives) and the

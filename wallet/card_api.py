@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loyalty.db.engine import in_transaction
 from loyalty.db.tables import member_sessions, members
+from loyalty.domain.card_style import style_of
 from loyalty.domain.cards import (
     MEMBER_NUMBER_WIDTH,
     TOTP_DIGITS,
@@ -44,7 +45,7 @@ from loyalty.services.member_cards import card_secret
 from loyalty.services.member_sign_in import WalletMember
 
 from .api import ProgramId, member_guard, provide_member
-from .card_images import CODE128_QUIET_ZONE, code128_modules
+from .card_images import CODE128_QUIET_ZONE, CardFace, card_png, card_svg, code128_modules
 
 STEP_SECONDS = int(TOTP_STEP.total_seconds())
 #: Height of the Code 128 bars in modules (the symbol is ~150 modules wide: about 4:1).
@@ -241,6 +242,40 @@ class WalletCardController(Controller):
         return Response(content=delivered, headers={"Cache-Control": "no-store"})
 
     @get(
+        "/card/print.png",
+        summary="The printable membership card (PNG, 300 dpi, credit-card size)",
+        media_type="image/png",
+    )
+    async def printable_png(
+        self,
+        request: Request[Any, Any, Any],
+        program_id: ProgramId,
+        member: NamedDependency[WalletMember],
+    ) -> Response[bytes]:
+        face = await _printable(request, program_id, member)
+        return Response(
+            content=card_png(face), media_type="image/png", headers=_printable_headers("png")
+        )
+
+    @get(
+        "/card/print.svg",
+        summary="The printable membership card (SVG, credit-card size)",
+        media_type="image/svg+xml",
+    )
+    async def printable_svg(
+        self,
+        request: Request[Any, Any, Any],
+        program_id: ProgramId,
+        member: NamedDependency[WalletMember],
+    ) -> Response[str]:
+        face = await _printable(request, program_id, member)
+        return Response(
+            content=card_svg(face),
+            media_type="image/svg+xml",
+            headers=_printable_headers("svg"),
+        )
+
+    @get(
         "/card/barcode.svg",
         summary="The static card number as a Code 128 barcode (SVG)",
         media_type="image/svg+xml",
@@ -268,3 +303,28 @@ class WalletCardController(Controller):
         return Response(
             content=code128_svg(card.card_number), media_type="image/svg+xml", headers=headers
         )
+
+
+async def _printable(
+    request: Request[Any, Any, Any], program_id: int, member: WalletMember
+) -> CardFace:
+    """The member's card face in the program's colours."""
+    program = await request.app.state.queries.public_program(program_id)
+    card = await member_card(request.app.state.engine, member.member_id)
+    if card.card_number is None:
+        raise DomainError(ErrorCode.CARD_NOT_FOUND, "this member has no card number")
+    return CardFace(
+        program_name=program.name,
+        card_number=card.card_number,
+        display_name=member.display_name,
+        style=style_of(program.card_background, program.card_foreground, program.card_accent),
+    )
+
+
+def _printable_headers(suffix: str) -> dict[str, str]:
+    return {
+        "Cache-Control": "private, no-store",
+        "Content-Disposition": f'inline; filename="membership-card.{suffix}"',
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        "X-Content-Type-Options": "nosniff",
+    }

@@ -12,10 +12,10 @@ Printable card (``card_png``, ``card_svg``)
     Credit-card size (ID-1, 85.6 x 53.98 mm), 1012 x 638 px at 300 dpi: the program's name, the
     member's display name, and two white panels, one with a Code 128 barcode of the card number
     (for 1D scanners) above the number formatted for reading, one with the QR code of the card
-    number. Text is in the program's colours (``wallet.style.CardStyle``); codes are black on
-    white whatever the colours. The PNG and the SVG come from the same layout. The PNG draws
-    text with the Roboto fonts shipped in ``wallet/fonts`` (no system font assumed); the SVG
-    names Roboto with Arial and sans-serif as fallbacks, and pins each text's width
+    number. Text is in the program's colours (``loyalty.domain.card_style.CardStyle``); codes
+    are black on white whatever the colours. The PNG and the SVG come from the same layout. The
+    PNG draws text with the Roboto fonts shipped in ``wallet/fonts`` (no system font assumed);
+    the SVG names Roboto with Arial and sans-serif as fallbacks, and pins each text's width
     (``textLength``), so a fallback font cannot push text out of its place.
 
     Names longer than the card is wide are set smaller, then cut with "…". A text with
@@ -44,8 +44,16 @@ from barcode.codex import Code128
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_M
 
+from loyalty.domain.card_style import (
+    BLACK,
+    DEFAULT_STYLE,
+    RGB,
+    WHITE,
+    CardStyle,
+    contrast_ratio,
+    hex_colour,
+)
 from loyalty.domain.cards import check_card_number, format_card_number
-from wallet.style import BLACK, DEFAULT_STYLE, RGB, WHITE, CardStyle, contrast_ratio, hex_colour
 
 # --- QR codes ------------------------------------------------------------------------------
 

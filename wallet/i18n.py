@@ -91,6 +91,7 @@ TEXTS: Final[dict[Language, dict[str, str]]] = {
         "kind_other": "Buchung",
         "offline": "Offline: zuletzt bekannter Stand",
         "profile_title": "Ihr Profil",
+        "card_print": "Karte zum Ausdrucken",
         "terms_missing": "Ihre Karte wurde an der Kasse angelegt. Bitte prüfen Sie Ihre Angaben "
         "und nehmen Sie die Teilnahmebedingungen an.",
         "terms_accept": "Teilnahmebedingungen annehmen",
@@ -223,6 +224,7 @@ TEXTS: Final[dict[Language, dict[str, str]]] = {
         "kind_other": "Entry",
         "offline": "Offline: last known balance",
         "profile_title": "Your profile",
+        "card_print": "Card to print",
         "terms_missing": "Your card was created at the till. Please check your details and "
         "accept the programme terms.",
         "terms_accept": "Accept the programme terms",

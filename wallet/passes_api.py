@@ -79,6 +79,7 @@ from loyalty.app.settings import Settings
 from loyalty.db.balance_changes import BalanceChange, listen
 from loyalty.db.engine import in_transaction
 from loyalty.db.tables import accounts, members, pass_registrations, programs, wallet_passes
+from loyalty.domain.card_style import DEFAULT_STYLE, CardStyle, style_of
 from loyalty.domain.cards import is_card_number
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.services.member_sign_in import WalletMember
@@ -185,6 +186,7 @@ class PassContent:
     card_number: str
     balance: int
     tier: str | None
+    style: CardStyle = DEFAULT_STYLE
 
 
 def _ms(moment: datetime) -> datetime:
@@ -220,6 +222,9 @@ async def _pass_content(
                 members.c.locale,
                 programs.c.code.label("program_code"),
                 programs.c.name.label("program_name"),
+                programs.c.card_background,
+                programs.c.card_foreground,
+                programs.c.card_accent,
             )
             .join(members, members.c.id == accounts.c.member_id)
             .join(programs, programs.c.id == accounts.c.program_id)
@@ -247,6 +252,7 @@ async def _pass_content(
         card_number=row.card_number,
         balance=max(int(row.posted) - int(row.held), 0),
         tier=tier,
+        style=style_of(row.card_background, row.card_foreground, row.card_accent),
     )
 
 
@@ -272,6 +278,7 @@ def _store_card(
         display_name=content.display_name,
         balance=content.balance,
         tier=content.tier,
+        style=content.style,
         web_service_url=url,
         authentication_token=token,
     )
@@ -442,6 +449,7 @@ class WalletPassesController(Controller):
                     config,
                     program_code=class_code,
                     program_name=content.program_name,
+                    style=content.style,
                     logo_url=f"{base}/wallet/{program_id}/icon-512.png",
                     homepage_url=f"{base}/wallet/{program_id}",
                 )

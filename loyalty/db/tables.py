@@ -86,6 +86,10 @@ programs = Table(
     #: a member the Net Promoter question.
     Column("referral_bonus_points", BigInteger, nullable=False, server_default="0"),
     Column("feedback_interval_days", Integer, nullable=False, server_default="90"),
+    #: The card's colours (#rrggbb; null: the default style), checked for contrast.
+    Column("card_background", String(7), nullable=True),
+    Column("card_foreground", String(7), nullable=True),
+    Column("card_accent", String(7), nullable=True),
     UniqueConstraint("merchant_id", "code", name="uq_programs_merchant_code"),
     CheckConstraint("hold_timeout_seconds > 0", name="hold_timeout_positive"),
     CheckConstraint("expiry_value >= 0", name="expiry_value_not_negative"),

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.engine import in_transaction
 from loyalty.db.tables import accounts, members, programs
+from loyalty.domain.card_style import CardStyle, CardStyleError
 from loyalty.domain.earning import Rounding
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.domain.expiry import ExpiryKind, ExpiryPolicy
@@ -189,6 +190,7 @@ class Programs:
                 }
             )
             _check_settings(merged)
+            _check_card_colours(before, values)
             if "hold_timeout_seconds" in values and values["hold_timeout_seconds"] <= 0:
                 raise DomainError(
                     ErrorCode.VALIDATION_FAILED, "hold_timeout_seconds must be positive"
@@ -283,6 +285,9 @@ PointValue = Annotated[
 ]
 
 
+HexColour = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{6}$", examples=["#12355b"])]
+
+
 class ProgramChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A manager's change to a program (the request body as it is): only the fields sent
     change."""
@@ -304,6 +309,32 @@ class ProgramChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     referral_bonus_points: Annotated[int, msgspec.Meta(ge=0, le=10**9)] | None = None
     #: The wallet asks a member the Net Promoter question at most once in this many days.
     feedback_interval_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+    #: The card's colours, #rrggbb; set together so they can be checked for contrast.
+    card_background: HexColour | None = None
+    card_foreground: HexColour | None = None
+    card_accent: HexColour | None = None
+
+
+def _check_card_colours(before: ProgramView, values: dict[str, Any]) -> None:
+    """The card's colours as they will be, checked together (text and accent must be legible
+    on the background: WCAG contrast); all three or none."""
+    names = ("card_background", "card_foreground", "card_accent")
+    if not any(name in values for name in names):
+        return
+    colours = [values.get(name, getattr(before, name)) for name in names]
+    if any(colour is None for colour in colours):
+        raise DomainError(
+            ErrorCode.VALIDATION_FAILED,
+            "set card_background, card_foreground and card_accent together",
+            field="card_background",
+        )
+    try:
+        CardStyle(*colours)
+    except CardStyleError as error:
+        raise DomainError(
+            ErrorCode.VALIDATION_FAILED, str(error), field="card_foreground"
+        ) from None
+    values.update(dict(zip(names, (c.lower() for c in colours), strict=True)))
 
 
 def _check_settings(settings: ProgramSettings) -> None:
@@ -365,4 +396,7 @@ def program_view(row: Any) -> ProgramView:
         redeemed_on_refund=row.redeemed_on_refund,
         referral_bonus_points=row.referral_bonus_points,
         feedback_interval_days=row.feedback_interval_days,
+        card_background=row.card_background,
+        card_foreground=row.card_foreground,
+        card_accent=row.card_accent,
     )

@@ -67,6 +67,10 @@ class ProgramView(msgspec.Struct, frozen=True):
     redeemed_on_refund: str = "return"
     referral_bonus_points: int = 0
     feedback_interval_days: int = 90
+    #: The card's colours (#rrggbb); None: the default style.
+    card_background: str | None = None
+    card_foreground: str | None = None
+    card_accent: str | None = None
 
 
 class MemberView(msgspec.Struct, frozen=True):

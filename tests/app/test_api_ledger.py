@@ -98,6 +98,9 @@ def test_programs_and_enrollment(any_stack: Stack) -> None:
         "redeemed_on_refund": "return",
         "referral_bonus_points": 0,
         "feedback_interval_days": 90,
+        "card_background": None,
+        "card_foreground": None,
+        "card_accent": None,
     }
     gold = stack.create_program(
         code="gold", name="Gold", expiry_kind="never", expiry_value=0, hold_timeout_seconds=60

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from PIL import Image
 
 from loyalty.app.settings import Settings
+from loyalty.domain.card_style import CardStyle
 from loyalty.domain.cards import damm_check_digit, format_card_number
 from tests.wallet.pass_keys import (
     NOW,
@@ -45,7 +46,6 @@ from wallet.passes.apple import (
     load_apple_pass_config,
     require_apple_pass_config,
 )
-from wallet.style import CardStyle
 
 CARD = "0798765432109876" + damm_check_digit("0798765432109876")
 FORMATTED = format_card_number(CARD)

@@ -268,3 +268,39 @@ def test_the_wallet_installs_as_an_app(stack: Stack) -> None:
     assert "__WALLET_VERSION__" not in worker.text
     assert stack.client.get(f"/wallet/{pid + 50}/sw.js").status_code == 404
     assert stack.client.get(f"/wallet/{pid + 50}/manifest.webmanifest").status_code == 404
+
+
+def test_the_printable_card_in_the_programs_colours_decodes(stack: Stack) -> None:
+    manager, pid = program(stack)
+    refused = manager.client.patch(
+        f"/api/v1/admin/programs/{pid}",
+        json={"card_background": "#ffffff", "card_foreground": "#eeeeee", "card_accent": "#000000"},
+        headers=manager.headers,
+    )
+    assert_problem(refused, 400, "validation_failed")
+    alone = manager.client.patch(
+        f"/api/v1/admin/programs/{pid}",
+        json={"card_background": "#5b2c12"},
+        headers=manager.headers,
+    )
+    assert_problem(alone, 400, "validation_failed")
+    colours = {"card_background": "#5B2C12", "card_foreground": "#ffffff", "card_accent": "#f2c14e"}
+    changed = manager.call("PATCH", f"/programs/{pid}", colours)
+    assert changed["card_background"] == "#5b2c12"
+    enroll(stack, pid)
+    sign_in(stack, pid, ADA["email"], code_in(mails(manager)[0]))
+    card = stack.read_db(lambda conn: conn.scalar(select(members.c.card_number)))
+
+    png = stack.client.get(f"{WALLET}/{pid}/card/print.png")
+    assert png.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(png.content))
+    assert image.size == (1012, 638)
+    assert image.convert("RGB").getpixel((5, 5)) == (0x5B, 0x2C, 0x12)
+    found = {r.format.name: r.text for r in zxingcpp.read_barcodes(image)}
+    assert found == {"QRCode": card, "Code128": card}
+    svg = stack.client.get(f"{WALLET}/{pid}/card/print.svg")
+    assert svg.headers["content-type"].startswith("image/svg+xml")
+    assert "#5b2c12" in svg.text
+    assert "Sonnenpunkte" in svg.text
+    stack.client.cookies.clear()
+    assert stack.client.get(f"{WALLET}/{pid}/card/print.png").status_code == 401

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
+from loyalty.domain.card_style import CardStyle
 from loyalty.domain.cards import (
     damm_check_digit,
     format_card_number,
@@ -38,7 +39,6 @@ from wallet.card_images import (
     qr_png,
     qr_svg,
 )
-from wallet.style import CardStyle
 
 pytestmark = pytest.mark.unit
 

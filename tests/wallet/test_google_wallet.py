@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from loyalty.app.settings import Settings
+from loyalty.domain.card_style import CardStyle
 from loyalty.domain.cards import (
     damm_check_digit,
     format_card_number,
@@ -37,7 +38,6 @@ from wallet.passes.google import (
     save_jwt,
     save_url,
 )
-from wallet.style import CardStyle
 
 pytestmark = pytest.mark.unit
 

@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 from PIL import Image, ImageDraw
 
+from loyalty.domain.card_style import DEFAULT_STYLE, CardStyle, css_rgb
 from loyalty.domain.cards import check_card_number, format_card_number
 from wallet.card_images import drawable_text, font, text_width
 from wallet.passes import (
@@ -58,7 +59,6 @@ from wallet.passes import (
     missing_settings,
     read_setting_file,
 )
-from wallet.style import DEFAULT_STYLE, CardStyle, css_rgb
 
 if TYPE_CHECKING:
     from loyalty.app.settings import Settings

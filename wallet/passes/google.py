@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from loyalty.domain.card_style import DEFAULT_STYLE, CardStyle
 from loyalty.domain.cards import (
     MAX_MEMBER_NUMBER,
     MEMBER_NUMBER_WIDTH,
@@ -58,7 +59,6 @@ from wallet.passes import (
     missing_settings,
     read_setting_file,
 )
-from wallet.style import DEFAULT_STYLE, CardStyle
 
 if TYPE_CHECKING:
     from loyalty.app.settings import Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wallet.style import (
+from loyalty.domain.card_style import (
     BLACK,
     DEFAULT_STYLE,
     WHITE,

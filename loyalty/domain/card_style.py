@@ -104,3 +104,14 @@ class CardStyle:
 
 
 DEFAULT_STYLE = CardStyle()
+
+
+def style_of(background: str | None, foreground: str | None, accent: str | None) -> CardStyle:
+    """A program's stored colours as a style; the default where they are not all set (they
+    were checked when they were set)."""
+    if background is None or foreground is None or accent is None:
+        return DEFAULT_STYLE
+    try:
+        return CardStyle(background, foreground, accent)
+    except CardStyleError:
+        return DEFAULT_STYLE
