@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 from litestar.channels import ChannelsPlugin
@@ -94,3 +95,51 @@ def test_a_refused_sale_announces_nothing(stack: Stack) -> None:
 def test_the_stream_needs_the_members_session(stack: Stack) -> None:
     _, pid = program(stack)
     assert stack.client.get(f"{WALLET}/{pid}/events").status_code == 401
+
+
+def test_a_sale_through_one_app_process_reaches_a_wallet_on_another(
+    sqlite_url: str, redis_url: str, stack_factory: Callable[..., Stack]
+) -> None:
+    """Two app instances sharing the database and Redis, as several processes do in production:
+    the till talks to one, the member's wallet listens on the other."""
+    till_side = stack_factory(sqlite_url, redis_url=redis_url)
+    wallet_side = stack_factory(sqlite_url, redis_url=redis_url)
+    manager, pid = program(till_side)
+    issued = manager.call(
+        "POST",
+        "/terminals",
+        {"program_id": pid, "code": "kasse-1", "location": "mitte", "name": "Kasse 1"},
+        201,
+    )
+    till = {"Authorization": f"Bearer {issued['api_key']}"}
+    made = till_side.client.post("/api/v1/pos/members", json={"email": ADA["email"]}, headers=till)
+    member, card = made.json()["member_id"], made.json()["card_number"]
+    channels = wallet_side.app.plugins.get(ChannelsPlugin)
+    sale = {
+        "occurred_at": till_side.clock.now.isoformat(),
+        "member": {"value": card},
+        "order": {
+            "currency": "EUR",
+            "lines": [{"line_id": "1", "sku": "BROT", "quantity": 1, "unit_price": 4200}],
+        },
+    }
+
+    async def listen_while_selling() -> bytes:
+        async with channels.start_subscription([channel_of(pid, member)]) as subscriber:
+            done = await asyncio.to_thread(
+                till_side.client.post,
+                "/api/v1/pos/transactions/T-1/complete",
+                json=sale,
+                headers=till,
+            )
+            assert done.status_code == 200, done.text
+            async with asyncio.timeout(5):
+                async for message in subscriber.iter_events():
+                    return message
+        raise AssertionError("no message")
+
+    assert json.loads(wallet_side.run(listen_while_selling)) == {
+        "posted": 42,
+        "held": 0,
+        "available": 42,
+    }
