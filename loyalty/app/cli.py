@@ -140,12 +140,18 @@ def migrate() -> None:
 @main.command("seed-demo")
 def seed_demo() -> None:
     """Create the demo merchant, program, members and history (safe to run again)."""
+    from loyalty.services.demo import DEMO_TERMINAL
     from loyalty.services.demo import seed_demo as seed
 
     settings = _settings()
     with _progress_bar("seeding demo data") as progress:
         summary = _with_engine(settings, lambda engine: seed(engine, progress=progress))
     click.echo(str(summary))
+    base = settings.base_url
+    click.echo(f"wallet: {base}/wallet/{summary.program_id} (sign-in codes: {base}/admin/outbox)")
+    click.echo(
+        f"cashier page: {base}/pos (a staff login above, terminal code {DEMO_TERMINAL['code']})"
+    )
 
 
 @main.group()

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loyalty.db.engine import in_transaction
-from loyalty.db.tables import accounts, merchants, programs, staff_users
+from loyalty.db.tables import accounts, merchants, programs, staff_users, terminals
 from loyalty.domain.earning import PromotionKind, RuleKind
 from loyalty.domain.expiry import ExpiryKind
 from loyalty.domain.rewards import RewardKind
@@ -54,6 +54,8 @@ DEMO_MEMBERS = (
 #: The demo's staff logins (published in README.md, so deliberately not policy-strength).
 DEMO_OWNER = ("owner@example.com", "demo-owner-password", "Olga Owner")
 DEMO_MANAGER = ("manager@example.com", "demo-manager-password", "Max Manager")
+#: The demo's till: staff sign in to /pos with their login and this terminal code.
+DEMO_TERMINAL = {"code": "theke", "location": "filiale-mitte", "name": "Theke"}
 
 
 class DemoSummary(msgspec.Struct, frozen=True):
@@ -120,6 +122,7 @@ async def seed_demo(
     report(2, total)
 
     staff_logins = await _seed_staff(engine, merchant_id)
+    await _seed_terminal(engine, merchant_id, program_id)
     owner = await _owner(engine, merchant_id)
     await _seed_rules(engine, program_id, owner)
     await _seed_rewards(ledger, program_id, owner)
@@ -169,6 +172,29 @@ async def seed_demo(
         members=await in_transaction(engine, member_count, read_only=True),
         staff_logins=staff_logins,
     )
+
+
+async def _seed_terminal(engine: AsyncEngine, merchant_id: int, program_id: int) -> None:
+    """The demo's till, so that staff can work the cashier page at once (staff login plus its
+    code); API keys for tills are issued through the admin API, not here."""
+
+    async def work(conn: AsyncConnection) -> None:
+        found = await conn.scalar(
+            select(terminals.c.id).where(
+                terminals.c.merchant_id == merchant_id, terminals.c.code == DEMO_TERMINAL["code"]
+            )
+        )
+        if found is None:
+            await conn.execute(
+                terminals.insert().values(
+                    merchant_id=merchant_id,
+                    program_id=program_id,
+                    created_at=utc_now(),
+                    **DEMO_TERMINAL,
+                )
+            )
+
+    await in_transaction(engine, work)
 
 
 async def _seed_staff(engine: AsyncEngine, merchant_id: int) -> tuple[tuple[str, str, str], ...]:

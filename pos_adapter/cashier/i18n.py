@@ -63,6 +63,17 @@ STRINGS: Final[dict[Language, dict[str, str]]] = {
         "by_card_number": "per Kartennummer",
         "by_phone": "per Telefon",
         "by_email": "per E-Mail",
+        # enrolling a new member at the till (they complete the profile from a mail)
+        "enroll": "Neues Mitglied",
+        "enroll_title": "Neues Mitglied anlegen",
+        "enroll_hint": "Das Mitglied bekommt eine E-Mail und vervollständigt sein Profil dort"
+        " selbst.",
+        "enroll_name": "Name (freiwillig)",
+        "enroll_submit": "Anlegen",
+        "info_enrolled": "Mitglied angelegt. Die E-Mail zum Vervollständigen des Profils ist"
+        " unterwegs.",
+        "info_enrolled_existing": "Diese Adresse gehört schon zu einem Mitglied: es ist jetzt"
+        " ausgewählt.",
         # rewards
         "rewards": "Prämien",
         "redeem": "Einlösen",
@@ -167,6 +178,7 @@ STRINGS: Final[dict[Language, dict[str, str]]] = {
         "error_terminal_not_found": "Diese Kasse ist nicht bekannt (Kassen-Code prüfen).",
         "error_member_not_found": "Kein Mitglied zu diesem Code gefunden.",
         "error_card_not_found": "Diese Karte ist nicht bekannt.",
+        "error_invalid_email": "Das ist keine gültige E-Mail-Adresse. Bitte prüfen.",
         "error_unknown_scan": "Code nicht erkannt. Bitte Karte, App-Code, Telefon oder E-Mail.",
         "error_invalid_card_number": "Kartennummer ungültig (Tippfehler?).",
         "error_invalid_rotating_code": "App-Code ungültig. Bitte noch einmal scannen.",
@@ -234,6 +246,15 @@ STRINGS: Final[dict[Language, dict[str, str]]] = {
         "by_card_number": "by card number",
         "by_phone": "by phone",
         "by_email": "by email",
+        # enrolling a new member at the till (they complete the profile from a mail)
+        "enroll": "New member",
+        "enroll_title": "Enroll a new member",
+        "enroll_hint": "The member gets an email and completes their profile from it.",
+        "enroll_name": "Name (optional)",
+        "enroll_submit": "Enroll",
+        "info_enrolled": "Member enrolled. The email to complete the profile is on its way.",
+        "info_enrolled_existing": "This address belongs to a member already: they are selected"
+        " now.",
         # rewards
         "rewards": "Rewards",
         "redeem": "Redeem",
@@ -336,6 +357,7 @@ STRINGS: Final[dict[Language, dict[str, str]]] = {
         "error_terminal_not_found": "This till is not known (check the till code).",
         "error_member_not_found": "No member found for this code.",
         "error_card_not_found": "This card is not known.",
+        "error_invalid_email": "That is not a valid email address. Please check it.",
         "error_unknown_scan": "Code not recognised. Use a card, app code, phone or email.",
         "error_invalid_card_number": "Invalid card number (a typo?).",
         "error_invalid_rotating_code": "Invalid app code. Please scan again.",

@@ -146,6 +146,27 @@ def test_scan_input_has_autofocus(client: TestClient[Litestar]) -> None:
     assert page.find("form", id="form-scan") is not None
 
 
+@pytest.mark.parametrize(("lang", "button"), [("de", "Neues Mitglied"), ("en", "New member")])
+def test_new_member_dialog_asks_for_an_email_and_an_optional_name(
+    client: TestClient[Litestar], lang: str, button: str
+) -> None:
+    response = client.get(f"/pos?lang={lang}")
+    assert button in response.text
+    page = parse(response.text)
+    # The button sits in the card shown while no member is identified.
+    ids = [attrs.get("id") for _, attrs in page.tags]
+    assert ids.index("no-member") < ids.index("btn-enroll") < ids.index("rewards-box")
+    assert page.find("button", id="btn-enroll")["type"] == "button"
+    assert page.find("dialog", id="dlg-enroll")["aria-labelledby"] == "enroll-title"
+    assert page.find("form", id="form-enroll") is not None
+    email = page.find("input", id="enroll-email")
+    assert (email["type"], "required" in email) == ("email", True)
+    name = page.find("input", id="enroll-name")
+    assert (name["type"], "required" in name) == ("text", False)
+    assert page.find("label", **{"for": "enroll-email"}) is not None
+    assert page.find("label", **{"for": "enroll-name"}) is not None
+
+
 def test_no_inline_script_or_style(client: TestClient[Litestar]) -> None:
     response = client.get("/pos")
     page = parse(response.text)

@@ -228,6 +228,10 @@
     orders: $("dlg-orders"),
     confirm: $("dlg-confirm"),
     cameraDialog: $("dlg-camera"),
+    enroll: $("dlg-enroll"),
+    enrollForm: $("form-enroll"),
+    enrollEmail: $("enroll-email"),
+    enrollName: $("enroll-name"),
     video: $("camera-video"),
   };
 
@@ -731,6 +735,55 @@
     }
     resetSale();
     clearBanner();
+  }
+
+  // ---------------------------------------------------------------- a new member
+
+  // The cashier enrolls a customer by email (and a name, if they give one); the member
+  // completes the profile from the mail the API sends. The answer's card number is identified
+  // at once, as if the card had been scanned. An address already known is that member.
+  // While the dialog is open the banner shows inside it: the modal dialog covers the page.
+
+  let enrollDone = false;
+
+  function openEnroll() {
+    if (sale.member || ui.enroll.open) return;
+    clearBanner();
+    enrollDone = false;
+    // An email typed into the scan field (not found as a member) is the one to enroll.
+    const typed = ui.scan.value.trim();
+    if (typed.includes("@") && !ui.enrollEmail.value) ui.enrollEmail.value = typed;
+    ui.enroll.prepend(ui.banner);
+    openDialog(ui.enroll, ui.enrollEmail);
+  }
+
+  /** The banner back in its place on the page, above the till. */
+  function bannerHome() {
+    if (ui.banner.nextElementSibling !== ui.status) ui.status.before(ui.banner);
+  }
+
+  async function enroll() {
+    const payload = { email: ui.enrollEmail.value.trim() };
+    const name = ui.enrollName.value.trim();
+    if (name) payload.display_name = name;
+    const res = await api("POST", "/pos/members", payload);
+    enrollDone = true;
+    closeDialog(ui.enroll);
+    bannerHome();
+    await identify(res.card_number);
+    showInfo(t(res.created ? "info_enrolled" : "info_enrolled_existing"));
+  }
+
+  function enrollClosed() {
+    bannerHome();
+    // Cancelled: an error about the address goes with the dialog; nothing stays for the next.
+    if (!enrollDone) clearBanner();
+    ui.enrollForm.reset();
+    // What is left in the scan field (an address typed there) is replaced by the next scan.
+    setTimeout(() => {
+      focusScan();
+      if (document.activeElement === ui.scan) ui.scan.select();
+    }, 0);
   }
 
   // ---------------------------------------------------------------- today's orders, refunds
@@ -1537,7 +1590,20 @@
   $("btn-signout").addEventListener("click", () => action(signOut, { keepFocus: true }));
   $("banner-close").addEventListener("click", () => {
     clearBanner();
-    focusScan();
+    if (ui.enroll.open) ui.enrollEmail.focus();
+    else focusScan();
+  });
+
+  $("btn-enroll").addEventListener("click", openEnroll);
+  ui.enrollForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    action(enroll).then(() => {
+      // Refused (an address that is none): the cashier corrects it where it was typed.
+      if (ui.enroll.open) {
+        ui.enrollEmail.focus();
+        ui.enrollEmail.select();
+      }
+    });
   });
 
   $("btn-refund-back").addEventListener("click", () => {
@@ -1569,6 +1635,7 @@
   document.querySelectorAll("dialog").forEach((dialog) => {
     dialog.addEventListener("close", () => {
       if (dialog === ui.orders) refundTarget = null;
+      if (dialog === ui.enroll) enrollClosed();
       setTimeout(focusScan, 0);
     });
     dialog.querySelectorAll("[data-close]").forEach((button) => {
