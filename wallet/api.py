@@ -36,7 +36,7 @@ from loyalty.app.settings import Settings
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.services.context import Caller
 from loyalty.services.feedback import Feedback
-from loyalty.services.member_enrollment import MARKETING, TERMS, ConsentState, Enrollment
+from loyalty.services.member_enrollment import ConsentState, Enrollment
 from loyalty.services.member_sign_in import (
     COMPLETE_PROFILE,
     MemberSession,
@@ -423,35 +423,23 @@ class WalletMemberController(Controller):
         feedback: Feedback = request.app.state.feedback
         await feedback.answer(program_id, member.member_id, data.score, data.comment)
 
-    @put("/consents/marketing", summary="Give or withdraw the marketing consent")
-    async def marketing(
-        self,
-        request: Request[Any, Any, Any],
-        program_id: ProgramId,
-        member: NamedDependency[WalletMember],
-        data: JSONBody[ConsentChange],
-    ) -> list[ConsentState]:
-        enrollment: Enrollment = request.app.state.enrollment
-        return await enrollment.set_consent(
-            member.member_id, program_id, MARKETING, data.granted, TERMS_VERSION
-        )
-
     @put(
-        "/consents/terms",
-        summary="Accept the program terms (a member the cashier enrolled, or a new version)",
-        description="Only `granted: true`: leaving the program is deleting the account "
-        "(consent_required otherwise).",
+        "/consents/{kind:str}",
+        summary="Give or withdraw a consent: marketing (either way) or terms (accept only)",
+        description="The program terms can only be accepted (a member the cashier enrolled, "
+        "or a new version): leaving the program is deleting the account (consent_required).",
     )
-    async def terms(
+    async def consent(
         self,
         request: Request[Any, Any, Any],
         program_id: ProgramId,
         member: NamedDependency[WalletMember],
+        kind: Annotated[Literal["marketing", "terms"], PathParameter(description="The consent")],
         data: JSONBody[ConsentChange],
     ) -> list[ConsentState]:
         enrollment: Enrollment = request.app.state.enrollment
         return await enrollment.set_consent(
-            member.member_id, program_id, TERMS, data.granted, TERMS_VERSION
+            member.member_id, program_id, kind, data.granted, TERMS_VERSION
         )
 
 

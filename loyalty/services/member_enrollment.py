@@ -28,7 +28,7 @@ from loyalty.domain.errors import DomainError, ErrorCode
 
 from .contacts import normalize_email, normalize_phone
 from .context import utc_now
-from .member_sign_in import COMPLETE_PROFILE, SIGN_IN, MemberSignIn
+from .member_sign_in import COMPLETE_PROFILE, SIGN_IN, MemberSignIn, recipients
 from .membership import create_member, open_account
 from .referrals import note_invitation
 
@@ -275,18 +275,5 @@ async def _is_enrolled(conn: AsyncConnection, program_id: int, member_id: int) -
 
 
 async def _mail_view(conn: AsyncConnection, member_id: int, program_id: int) -> Any:
-    return (
-        await conn.execute(
-            select(
-                members.c.id,
-                members.c.email,
-                members.c.locale,
-                members.c.merchant_id,
-                members.c.display_name,
-                members.c.card_number,
-                programs.c.name.label("program_name"),
-            )
-            .join(programs, programs.c.merchant_id == members.c.merchant_id)
-            .where(members.c.id == member_id, programs.c.id == program_id)
-        )
-    ).one()
+    """The member (just enrolled in the program) as a mail to them needs it."""
+    return (await conn.execute(recipients(program_id).where(members.c.id == member_id))).one()

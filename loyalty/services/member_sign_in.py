@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from msgspec import Struct
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loyalty.db.engine import in_transaction
@@ -344,29 +344,29 @@ class MemberSignIn:
         return await in_transaction(self._engine, work)
 
 
-async def _member_by_email(conn: AsyncConnection, program_id: int, address: str) -> Any | None:
-    """The program's member with this address (enrolled, not erased), with what the mail
-    needs."""
+def recipients(program_id: int) -> Select[Any]:
+    """The program's members (enrolled, not erased) with what a mail to them needs: the
+    caller adds which one."""
     return (
-        await conn.execute(
-            select(
-                members.c.id,
-                members.c.email,
-                members.c.locale,
-                members.c.merchant_id,
-                programs.c.name.label("program_name"),
-            )
-            .join(programs, programs.c.merchant_id == members.c.merchant_id)
-            .join(
-                accounts,
-                and_(accounts.c.member_id == members.c.id, accounts.c.program_id == programs.c.id),
-            )
-            .where(
-                programs.c.id == program_id,
-                func.lower(members.c.email) == address,
-                members.c.deleted_at.is_(None),
-            )
-            .order_by(members.c.id)
-            .limit(1)
+        select(
+            members.c.id,
+            members.c.email,
+            members.c.locale,
+            members.c.merchant_id,
+            members.c.display_name,
+            members.c.card_number,
+            programs.c.name.label("program_name"),
         )
-    ).first()
+        .join(programs, programs.c.merchant_id == members.c.merchant_id)
+        .join(
+            accounts,
+            and_(accounts.c.member_id == members.c.id, accounts.c.program_id == programs.c.id),
+        )
+        .where(programs.c.id == program_id, members.c.deleted_at.is_(None))
+    )
+
+
+async def _member_by_email(conn: AsyncConnection, program_id: int, address: str) -> Any | None:
+    """The program's member with this address."""
+    query = recipients(program_id).where(func.lower(members.c.email) == address)
+    return (await conn.execute(query.order_by(members.c.id).limit(1))).first()

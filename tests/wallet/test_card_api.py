@@ -19,7 +19,7 @@ from loyalty.services.member_cards import card_secret
 from tests.app.conftest import Stack
 from tests.support.problems import assert_problem
 
-from .test_sign_in_api import ADA, WALLET, code_in, enroll, mails, program, sign_in
+from .test_sign_in_api import ADA, WALLET, code_in, enroll, issue_till, mails, program, sign_in
 
 BOB = {**ADA, "display_name": "Bob Baker", "email": "bob@example.de", "phone": None}
 ADA_EMAIL = str(ADA["email"])
@@ -50,12 +50,7 @@ def use_session(stack: Stack, cookie: str) -> None:
 
 
 def terminal(stack: Stack, manager: Any, pid: int) -> dict[str, str]:
-    issued = manager.call(
-        "POST",
-        "/terminals",
-        {"program_id": pid, "code": "kasse-1", "location": "mitte", "name": "Kasse 1"},
-        201,
-    )
+    issued = issue_till(manager, pid)
     return {"Authorization": f"Bearer {issued['api_key']}"}
 
 

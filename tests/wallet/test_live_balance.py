@@ -18,18 +18,13 @@ from loyalty.services.terminals import Terminals
 from tests.app.conftest import Stack
 from wallet.live import channel_of
 
-from .test_sign_in_api import ADA, WALLET, code_in, enroll, mails, program, sign_in
+from .test_sign_in_api import ADA, WALLET, code_in, enroll, issue_till, mails, program, sign_in
 
 
 def test_a_sale_at_the_till_reaches_the_members_channel(any_stack: Stack) -> None:
     stack = any_stack
     manager, pid = program(stack)
-    issued = manager.call(
-        "POST",
-        "/terminals",
-        {"program_id": pid, "code": "kasse-1", "location": "mitte", "name": "Kasse 1"},
-        201,
-    )
+    issued = issue_till(manager, pid)
     enroll(stack, pid)
     member = sign_in(stack, pid, ADA["email"], code_in(mails(manager)[0])).json()["member_id"]
     till_headers = {"Authorization": f"Bearer {issued['api_key']}"}
@@ -105,12 +100,7 @@ def test_a_sale_through_one_app_process_reaches_a_wallet_on_another(
     till_side = stack_factory(sqlite_url, redis_url=redis_url)
     wallet_side = stack_factory(sqlite_url, redis_url=redis_url)
     manager, pid = program(till_side)
-    issued = manager.call(
-        "POST",
-        "/terminals",
-        {"program_id": pid, "code": "kasse-1", "location": "mitte", "name": "Kasse 1"},
-        201,
-    )
+    issued = issue_till(manager, pid)
     till = {"Authorization": f"Bearer {issued['api_key']}"}
     made = till_side.client.post("/api/v1/pos/members", json={"email": ADA["email"]}, headers=till)
     member, card = made.json()["member_id"], made.json()["card_number"]

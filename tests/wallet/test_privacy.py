@@ -38,7 +38,16 @@ from tests.app.staff_session import Manager
 from tests.pos.test_terminal_api import Till, line, order, wallet_code
 from tests.support.problems import assert_problem
 
-from .test_sign_in_api import ADA, WALLET, code_in, enroll, mails, program_with_coffee, sign_in
+from .test_sign_in_api import (
+    ADA,
+    WALLET,
+    code_in,
+    enroll,
+    issue_till,
+    mails,
+    program_with_coffee,
+    sign_in,
+)
 
 ADA_EMAIL = "ada.lovelace@example.de"
 BOB = {
@@ -80,12 +89,7 @@ def member_signed_in(stack: Stack, manager: Manager, pid: int, body: dict[str, A
 def world(stack: Stack) -> World:
     """Ada and Bob in the program "sonne" with a reward and a till."""
     manager, pid = program_with_coffee(stack)
-    issued = manager.call(
-        "POST",
-        "/terminals",
-        {"program_id": pid, "code": "kasse-1", "location": "mitte", "name": "Kasse 1"},
-        201,
-    )
+    issued = issue_till(manager, pid)
     bob_cookie = member_signed_in(stack, manager, pid, BOB)
     ada_cookie = member_signed_in(stack, manager, pid, ADA)
     rows = stack.read_db(

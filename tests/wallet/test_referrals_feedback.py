@@ -14,7 +14,7 @@ from loyalty.services.feedback import Feedback, net_promoter_score
 from tests.app.conftest import Stack
 from tests.support.problems import assert_problem
 
-from .test_sign_in_api import WALLET, code_in, program
+from .test_sign_in_api import WALLET, code_in, issue_till, program
 
 
 def join(stack: Stack, pid: int, name: str, email: str, invite: str | None = None) -> int:
@@ -48,13 +48,7 @@ def signed_in(stack: Stack, manager: Any, pid: int, email: str) -> None:
 
 
 def till_of(manager: Any, pid: int) -> dict[str, str]:
-    issued = manager.call(
-        "POST",
-        "/terminals",
-        {"program_id": pid, "code": "kasse-1", "location": "mitte", "name": "Kasse 1"},
-        201,
-    )
-    return {"Authorization": f"Bearer {issued['api_key']}"}
+    return {"Authorization": f"Bearer {issue_till(manager, pid)['api_key']}"}
 
 
 def buy(stack: Stack, till: dict[str, str], member_id: int, tx: str, cents: int) -> dict[str, Any]:

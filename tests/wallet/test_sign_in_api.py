@@ -51,6 +51,17 @@ def program_with_coffee(stack: Stack) -> tuple[Manager, int]:
     return manager, pid
 
 
+def issue_till(manager: Manager, pid: int) -> dict[str, Any]:
+    """A till of the program ("kasse-1") and its first API key, as the owner issues them."""
+    issued: dict[str, Any] = manager.call(
+        "POST",
+        "/terminals",
+        {"program_id": pid, "code": "kasse-1", "location": "mitte", "name": "Kasse 1"},
+        201,
+    )
+    return issued
+
+
 def mails(manager: Manager, to: str | None = None) -> list[dict[str, Any]]:
     every: list[dict[str, Any]] = manager.call("GET", "/outbox")
     return [m for m in every if to is None or m["to_address"] == to]
@@ -213,12 +224,7 @@ def test_requests_from_another_site_are_refused(stack: Stack) -> None:
 
 def test_a_cashier_enrolls_by_email_and_the_member_completes_later(stack: Stack) -> None:
     manager, pid = program(stack)
-    issued = manager.call(
-        "POST",
-        "/terminals",
-        {"program_id": pid, "code": "kasse-1", "location": "mitte", "name": "Kasse 1"},
-        201,
-    )
+    issued = issue_till(manager, pid)
     till = {"Authorization": f"Bearer {issued['api_key']}"}
     made = stack.client.post("/api/v1/pos/members", json={"email": "Kim@Example.de"}, headers=till)
     assert made.status_code == 201, made.text
