@@ -41,6 +41,7 @@ TEXTS: Final[dict[Language, dict[str, str]]] = {
         "join_title": "Mitglied werden",
         "name": "Name",
         "phone": "Telefon (freiwillig)",
+        "terms_link": "Teilnahmebedingungen und Datenschutzhinweise lesen",
         "terms": "Ich akzeptiere die Teilnahmebedingungen und habe die Datenschutzhinweise "
         "gelesen.",
         "marketing": "Ich möchte Angebote und Neuigkeiten per E-Mail erhalten (jederzeit "
@@ -176,6 +177,7 @@ TEXTS: Final[dict[Language, dict[str, str]]] = {
         "join_title": "Join",
         "name": "Name",
         "phone": "Phone (optional)",
+        "terms_link": "Read the programme terms and the privacy notice",
         "terms": "I accept the programme terms and have read the privacy notice.",
         "marketing": "Send me offers and news by email (you can withdraw this at any time).",
         "join": "Create my card",

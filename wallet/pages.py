@@ -28,7 +28,7 @@ from loyalty.services.queries import Queries
 from loyalty.services.results import ProgramView
 
 from . import views
-from .api import COOKIE_NAME
+from .api import COOKIE_NAME, TERMS_VERSION
 from .card_api import member_card
 from .card_images import drawable_text, font
 from .i18n import Formatter, pick_language
@@ -138,6 +138,27 @@ async def wallet_home(
         request.app.state.ledger.clock(),
     )
     return _page(request, "home.html", fmt, lang, program=program, member=member, home=home)
+
+
+@get("/wallet/{program_id:int}/terms", include_in_schema=False)
+async def wallet_terms(
+    request: Request[Any, Any, Any], program_id: ProgramId, lang: LangQuery = None
+) -> Template:
+    """The program terms and the privacy notice of the version members accept."""
+    member = await _member(request, program_id)
+    program = await _program(request, program_id)
+    fmt = Formatter(_language(request, member, lang), program.timezone)
+    merchant = await request.app.state.queries.merchant_name(program_id)
+    return _page(
+        request,
+        "terms.html",
+        fmt,
+        lang,
+        program=program,
+        member=member,
+        merchant=merchant,
+        version=TERMS_VERSION,
+    )
 
 
 @get("/wallet/{program_id:int}/history", include_in_schema=False)
@@ -377,6 +398,7 @@ def wallet_pages_router() -> Router:
         route_handlers=[
             wallet_home,
             wallet_history,
+            wallet_terms,
             wallet_rewards,
             wallet_card,
             wallet_profile,

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loyalty.db.engine import in_transaction
-from loyalty.db.tables import accounts, journals, lots, members, programs
+from loyalty.db.tables import accounts, journals, lots, members, merchants, programs
 from loyalty.domain.errors import DomainError, ErrorCode
 
 from .context import Caller
@@ -214,6 +214,23 @@ class Queries:
             return program_view(row)
 
         result: ProgramView = await self._read(work)
+        return result
+
+    async def merchant_name(self, program_id: int) -> str:
+        """The name of the merchant that runs the program (the controller the wallet's privacy
+        notice names)."""
+
+        async def work(conn: AsyncConnection) -> str:
+            name = await conn.scalar(
+                select(merchants.c.name)
+                .join(programs, programs.c.merchant_id == merchants.c.id)
+                .where(programs.c.id == program_id)
+            )
+            if name is None:
+                raise DomainError(ErrorCode.PROGRAM_NOT_FOUND, "no such program")
+            return str(name)
+
+        result: str = await self._read(work)
         return result
 
     async def member(self, caller: Caller, member_id: int) -> MemberView:

@@ -101,3 +101,16 @@ def test_the_profile_page_shows_data_consents_download_and_deletion(stack: Stack
     stack.client.put(f"{WALLET}/{pid}/consents/marketing", json={"granted": True})
     german = stack.client.get(f"/wallet/{pid}/profile?lang=de")
     assert "Angebote per E-Mail: erteilt am" in german.text
+
+
+def test_the_terms_and_privacy_notice_members_accept(stack: Stack) -> None:
+    _, pid = program(stack)
+    welcome = stack.client.get(f"/wallet/{pid}?lang=de")
+    assert f'href="/wallet/{pid}/terms"' in welcome.text
+    terms = stack.client.get(f"/wallet/{pid}/terms?lang=de")
+    assert terms.status_code == 200
+    assert "Fassung 2026-11-01" in terms.text
+    assert "Verantwortlich: Bäckerei Sonnenschein" in terms.text
+    assert "Art. 6 Abs. 1 lit. b DSGVO" in terms.text
+    english = stack.client.get(f"/wallet/{pid}/terms?lang=en")
+    assert "Controller: Bäckerei Sonnenschein" in english.text
