@@ -119,9 +119,8 @@ async def wallet_home(
     request: Request[Any, Any, Any], program_id: ProgramId, lang: LangQuery = None
 ) -> Template:
     member = await _member(request, program_id)
-    fmt = Formatter(_language(request, member, lang))
     program = await _program(request, program_id)
-    fmt = Formatter(fmt.language, program.timezone)
+    fmt = Formatter(_language(request, member, lang), program.timezone)
     if member is None:
         invite = request.query_params.get("invite")
         if invite is not None and not (invite.isalnum() and len(invite) <= 16):
@@ -133,7 +132,7 @@ async def wallet_home(
         request.app.state,
         member.member_id,
         member.merchant_id,
-        program_id,
+        program,
         fmt,
         request.app.state.ledger.clock(),
     )

@@ -125,7 +125,6 @@ def reward_line(offer: AvailableReward, available: int, fmt: Formatter) -> Rewar
 
 @dataclass(frozen=True, slots=True)
 class Home:
-    program: ProgramView
     available: str
     held: str
     worth: str
@@ -144,19 +143,20 @@ class Home:
     terms_missing: bool
 
 
-async def program_of(queries: Queries, caller: Caller, program_id: int) -> ProgramView:
-    return await queries.program(caller, program_id)
-
-
 async def home(
-    state: Any, member_id: int, merchant_id: int, program_id: int, fmt: Formatter, now: datetime
+    state: Any,
+    member_id: int,
+    merchant_id: int,
+    program: ProgramView,
+    fmt: Formatter,
+    now: datetime,
 ) -> Home:
     """Everything on the home page (several reads; the page is not on the till's hot path)."""
+    program_id = program.program_id
     queries: Queries = state.queries
     rewards: Rewards = state.rewards
     tiers: Tiers = state.tiers
     caller = caller_for(member_id, merchant_id)
-    program = await queries.program(caller, program_id)
     balance = await queries.balance(caller, program_id, member_id)
     page = await queries.history(caller, program_id, member_id, cursor=None, limit=HOME_HISTORY)
     offers = await rewards.available_rewards(caller, program_id, member_id)
@@ -178,7 +178,6 @@ async def home(
         else fmt.t("invite_lead_plain")
     )
     return Home(
-        program=program,
         available=fmt.number(balance.available),
         held=fmt.points(balance.held),
         worth=fmt.money(worth, program.currency),
