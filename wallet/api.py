@@ -150,13 +150,31 @@ async def same_origin_guard(
         raise DomainError(ErrorCode.FORBIDDEN, "requests from other sites are refused")
 
 
-async def member_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def session_member(
+    connection: ASGIConnection[Any, Any, Any, Any], program_id: int
+) -> WalletMember | None:
+    """The member whose session cookie came with the request, if it is for this program."""
     sign_in: MemberSignIn = connection.app.state.member_sign_in
     member = await sign_in.authenticate(connection.cookies.get(COOKIE_NAME))
-    program_id = connection.path_params.get("program_id")
     if member is None or member.program_id != program_id:
+        return None
+    return member
+
+
+async def member_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    member = await session_member(connection, connection.path_params.get("program_id", 0))
+    if member is None:
         raise NotAuthorizedException("sign in to the wallet first")
     connection.state[MEMBER_STATE_KEY] = member
+
+
+def signed_out(request: Request[Any, Any, Any], content: Any = None) -> Response[Any]:
+    """An answer that also removes the session cookie."""
+    return Response(
+        content=content,
+        status_code=200,
+        cookies=[_session_cookie(request.app.state.settings, None)],
+    )
 
 
 def provide_member(request: Request[Any, Any, Any]) -> WalletMember:
@@ -334,11 +352,7 @@ class WalletMemberController(Controller):
         del program_id
         sign_in: MemberSignIn = request.app.state.member_sign_in
         await sign_in.sign_out(request.cookies.get(COOKIE_NAME))
-        return Response(
-            content=None,
-            status_code=200,
-            cookies=[_session_cookie(request.app.state.settings, None)],
-        )
+        return signed_out(request)
 
     @post("/sign-out-everywhere", status_code=200, summary="End every session of the member")
     async def sign_out_everywhere(
@@ -350,11 +364,7 @@ class WalletMemberController(Controller):
         del program_id
         sign_in: MemberSignIn = request.app.state.member_sign_in
         await sign_in.sign_out_everywhere(member.member_id)
-        return Response(
-            content=None,
-            status_code=200,
-            cookies=[_session_cookie(request.app.state.settings, None)],
-        )
+        return signed_out(request)
 
     @post(
         "/rewards/{reward_code:str}/redeem",

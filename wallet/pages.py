@@ -23,12 +23,12 @@ from litestar.static_files import create_static_files_router
 from PIL import Image, ImageDraw
 
 from loyalty.app.languages import Language
-from loyalty.services.member_sign_in import MemberSignIn, WalletMember
+from loyalty.services.member_sign_in import WalletMember
 from loyalty.services.queries import Queries
 from loyalty.services.results import ProgramView
 
 from . import views
-from .api import COOKIE_NAME, TERMS_VERSION
+from .api import TERMS_VERSION, session_member
 from .card_api import member_card
 from .card_images import drawable_text, font
 from .i18n import Formatter, pick_language
@@ -53,14 +53,6 @@ _HEADERS: Final = {
 
 ProgramId = Annotated[int, PathParameter(gt=0, le=2**63 - 1, description="Program id")]
 LangQuery = Annotated[str | None, QueryParameter(max_length=8, required=False)]
-
-
-async def _member(request: Request[Any, Any, Any], program_id: int) -> WalletMember | None:
-    sign_in: MemberSignIn = request.app.state.member_sign_in
-    member = await sign_in.authenticate(request.cookies.get(COOKIE_NAME))
-    if member is None or member.program_id != program_id:
-        return None
-    return member
 
 
 def _language(
@@ -107,7 +99,7 @@ async def _visit(
     request: Request[Any, Any, Any], program_id: int, lang: str | None
 ) -> tuple[WalletMember, ProgramView, Formatter] | None:
     """The signed-in member of a page, its program and their language; None: signed out."""
-    member = await _member(request, program_id)
+    member = await session_member(request, program_id)
     if member is None:
         return None
     program = await _program(request, program_id)
@@ -118,7 +110,7 @@ async def _visit(
 async def wallet_home(
     request: Request[Any, Any, Any], program_id: ProgramId, lang: LangQuery = None
 ) -> Template:
-    member = await _member(request, program_id)
+    member = await session_member(request, program_id)
     program = await _program(request, program_id)
     fmt = Formatter(_language(request, member, lang), program.timezone)
     if member is None:
@@ -144,7 +136,7 @@ async def wallet_terms(
     request: Request[Any, Any, Any], program_id: ProgramId, lang: LangQuery = None
 ) -> Template:
     """The program terms and the privacy notice of the version members accept."""
-    member = await _member(request, program_id)
+    member = await session_member(request, program_id)
     program = await _program(request, program_id)
     fmt = Formatter(_language(request, member, lang), program.timezone)
     merchant = await request.app.state.queries.merchant_name(program_id)

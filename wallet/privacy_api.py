@@ -24,7 +24,7 @@ from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.services.member_privacy import Erased, MemberPrivacy, MemberProfile, csv_archive
 from loyalty.services.member_sign_in import WalletMember
 
-from .api import ProgramId, _session_cookie, member_guard, provide_member
+from .api import ProgramId, member_guard, provide_member, signed_out
 
 #: The words that confirm an erasure (either language; any letter case).
 CONFIRM_WORDS = frozenset({"LÖSCHEN", "DELETE"})
@@ -196,8 +196,4 @@ class WalletPrivacyController(Controller):
         erased = await privacy.erase(
             member.member_id, member.merchant_id, request.app.state.ledger.clock()
         )
-        return Response(
-            content=erased,
-            status_code=200,
-            cookies=[_session_cookie(request.app.state.settings, None)],
-        )
+        return signed_out(request, erased)
