@@ -90,6 +90,11 @@ programs = Table(
     Column("card_background", String(7), nullable=True),
     Column("card_foreground", String(7), nullable=True),
     Column("card_accent", String(7), nullable=True),
+    #: Issue 6: a manual adjustment of more points than this (either sign) waits for a second
+    #: staff member's approval; the most points one adjustment of each role may move
+    #: (``{"support": 5000, ...}``; a role missing from it may not adjust; null: the defaults).
+    Column("adjustment_approval_threshold", BigInteger, nullable=False, server_default="1000"),
+    Column("adjustment_limits", JSON, nullable=True),
     UniqueConstraint("merchant_id", "code", name="uq_programs_merchant_code"),
     CheckConstraint("hold_timeout_seconds > 0", name="hold_timeout_positive"),
     CheckConstraint("expiry_value >= 0", name="expiry_value_not_negative"),
@@ -116,6 +121,18 @@ members = Table(
     Column("locale", String(8), nullable=True),
     Column("email_verified_at", DateTimeUTC, nullable=True),
     Column("deleted_at", DateTimeUTC, nullable=True),
+    #: Issue 6: the member this record was merged into (it then holds no points and is nobody
+    #: at the till); the merchant's own id of the member, from an import (re-runs match on it).
+    Column("merged_into_id", BigInteger, ForeignKey("members.id"), nullable=True),
+    Column("external_ref", String(64), nullable=True),
+)
+Index(
+    "uq_members_merchant_external_ref",
+    members.c.merchant_id,
+    members.c.external_ref,
+    unique=True,
+    sqlite_where=text("external_ref IS NOT NULL"),
+    postgresql_where=text("external_ref IS NOT NULL"),
 )
 Index("ix_members_merchant_email", members.c.merchant_id, members.c.email)
 Index("ix_members_merchant_phone", members.c.merchant_id, members.c.phone)
@@ -795,3 +812,172 @@ pass_registrations = Table(
     _created_at(),
 )
 Index("ix_pass_registrations_serial", pass_registrations.c.serial)
+
+
+# --- Issue 6: admin, analytics, data in and out ------------------------------------------------
+
+#: Manual adjustments staff asked for. Within the program's threshold they post at once
+#: (``posted`` with the journal); above it they wait (``pending``) until a second staff member
+#: approves (then ``posted``) or rejects them, or the requester withdraws them (``cancelled``).
+adjustment_requests = Table(
+    "adjustment_requests",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("requested_by", BigInteger, ForeignKey("staff_users.id"), nullable=False),
+    Column("requested_by_label", Text, nullable=False),
+    Column("requested_at", DateTimeUTC, nullable=False),
+    Column("decided_by", BigInteger, ForeignKey("staff_users.id"), nullable=True),
+    Column("decided_by_label", Text, nullable=True),
+    Column("decided_at", DateTimeUTC, nullable=True),
+    Column("decision_note", String(500), nullable=True),
+    Column("journal_id", BigInteger, ForeignKey("journals.id"), nullable=True),
+    CheckConstraint("points <> 0", name="points_not_zero"),
+    CheckConstraint(
+        "status IN ('pending', 'posted', 'rejected', 'cancelled')", name="status_known"
+    ),
+    CheckConstraint("decided_by IS NULL OR decided_by <> requested_by", name="four_eyes"),
+)
+Index(
+    "ix_adjustment_requests_program_status",
+    adjustment_requests.c.program_id,
+    adjustment_requests.c.status,
+    adjustment_requests.c.id,
+)
+Index("ix_adjustment_requests_member", adjustment_requests.c.member_id, adjustment_requests.c.id)
+
+#: Two member records of one person made one: the source's points moved to the target by ledger
+#: transfers (``moved``: per program the points and the journal), the source left empty.
+member_merges = Table(
+    "member_merges",
+    metadata,
+    _id(),
+    Column("merchant_id", BigInteger, ForeignKey("merchants.id"), nullable=False),
+    Column("source_member_id", BigInteger, ForeignKey("members.id"), nullable=False, unique=True),
+    Column("target_member_id", BigInteger, ForeignKey("members.id"), nullable=False, index=True),
+    Column("staff_id", BigInteger, ForeignKey("staff_users.id"), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("moved", JSON, nullable=False),
+    Column("at", DateTimeUTC, nullable=False),
+)
+
+#: Where a merchant wants to hear about events (points earned, redeemed, expired, expiring soon,
+#: tier changed). The signing secret is sealed like a vendor secret: signing needs it in clear.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    _id(),
+    Column("merchant_id", BigInteger, ForeignKey("merchants.id"), nullable=False, index=True),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=True),
+    Column("url", String(2000), nullable=False),
+    Column("description", String(200), nullable=False),
+    #: The event types it receives (a JSON list of strings).
+    Column("events", JSON, nullable=False),
+    Column("secret_sealed", Text, nullable=False),
+    _created_at(),
+    Column("updated_at", DateTimeUTC, nullable=False),
+    Column("disabled_at", DateTimeUTC, nullable=True),
+)
+
+#: One event for one endpoint. ``event_id`` is stable (the receiver's deduplication key) and
+#: unique per endpoint, so that finding an event twice never sends it twice.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),
+    Column("endpoint_id", BigInteger, ForeignKey("webhook_endpoints.id"), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("event_type", String(40), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTimeUTC, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    _created_at(),
+    Column("delivered_at", DateTimeUTC, nullable=True),
+    UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
+    CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status_known"),
+)
+Index(
+    "ix_webhook_deliveries_due",
+    webhook_deliveries.c.next_attempt_at,
+    sqlite_where=text("status = 'pending'"),
+    postgresql_where=text("status = 'pending'"),
+)
+Index("ix_webhook_deliveries_endpoint", webhook_deliveries.c.endpoint_id, webhook_deliveries.c.id)
+
+#: Every attempt to deliver: the delivery log staff read.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    _id(),
+    Column(
+        "delivery_id", BigInteger, ForeignKey("webhook_deliveries.id"), nullable=False, index=True
+    ),
+    Column("at", DateTimeUTC, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+)
+
+#: How far the webhook dispatcher has read each event source (journals, tier_changes, ...).
+webhook_cursors = Table(
+    "webhook_cursors",
+    metadata,
+    Column("source", String(32), primary_key=True),
+    Column("last_id", BigInteger, nullable=False),
+    Column("updated_at", DateTimeUTC, nullable=False),
+)
+
+#: CSV imports: what was checked and what was imported, with the validation report.
+import_runs = Table(
+    "import_runs",
+    metadata,
+    _id(),
+    Column("merchant_id", BigInteger, ForeignKey("merchants.id"), nullable=False),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("file_sha256", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("skip_bad_lines", Boolean, nullable=False),
+    Column("rows_total", BigInteger, nullable=False, server_default="0"),
+    Column("rows_imported", BigInteger, nullable=False, server_default="0"),
+    Column("rows_already_present", BigInteger, nullable=False, server_default="0"),
+    Column("rows_invalid", BigInteger, nullable=False, server_default="0"),
+    #: The first problems found, with their line numbers (a JSON list).
+    Column("problems", JSON, nullable=False),
+    Column("actor", Text, nullable=False),
+    _created_at(),
+    Column("finished_at", DateTimeUTC, nullable=True),
+    CheckConstraint("kind IN ('members', 'transactions')", name="kind_known"),
+    CheckConstraint("status IN ('rejected', 'imported', 'failed')", name="status_known"),
+)
+Index("ix_import_runs_merchant", import_runs.c.merchant_id, import_runs.c.id)
+
+#: Sales without a member (from imported transaction files, or tills that report them): the
+#: other side of "average order value of members vs non-members".
+non_member_sales = Table(
+    "non_member_sales",
+    metadata,
+    _id(),
+    Column("program_id", BigInteger, ForeignKey("programs.id"), nullable=False),
+    Column("reference", String(200), nullable=False),
+    Column("occurred_at", DateTimeUTC, nullable=False),
+    Column("total", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("source", String(32), nullable=False),
+    _created_at(),
+    UniqueConstraint("program_id", "reference", name="uq_non_member_sales_program_reference"),
+)
+Index(
+    "ix_non_member_sales_program_occurred",
+    non_member_sales.c.program_id,
+    non_member_sales.c.occurred_at,
+)
