@@ -1,9 +1,15 @@
 """Staff sessions and roles for the admin API.
 
 A staff user logs in (``POST /api/v1/admin/login``) and sends the token they get as
-``Authorization: Bearer <token>``. ``staff_guard`` turns it into a :class:`Staff` (401 when the
-token is missing, unknown, expired or logged out, or the user was deactivated);
-``requires_role`` then admits only the roles of a policy below (403 otherwise).
+``Authorization: Bearer <token>``. The admin pages sign in through ``/admin/session`` instead,
+which puts the same kind of token in the HttpOnly cookie ``loyalty_staff``; the API accepts that
+cookie too, so that the pages' scripts act through the same guards. A cookie travels with
+requests other sites make the browser send, so a write authenticated by the cookie alone must
+come from this site (``Origin``, else ``Sec-Fetch-Site``): CSRF is refused with 403.
+
+``staff_guard`` turns the token into a :class:`Staff` (401 when the token is missing, unknown,
+expired or logged out, or the user was deactivated); ``requires_role`` then admits only the
+roles of a policy below (403 otherwise).
 
 Role policy (the admin API's only one; later controllers pick from the tuples below):
 
@@ -16,7 +22,8 @@ Role policy (the admin API's only one; later controllers pick from the tuples be
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -34,6 +41,9 @@ STAFF_STATE_KEY = "loyalty_staff"
 SESSION_TOKEN_STATE_KEY = "loyalty_staff_session_token"  # noqa: S105 (a state key, not a secret)
 #: RFC 9110: a 401 names the scheme that would succeed.
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="loyalty-admin"'}
+#: The admin pages' session cookie (HttpOnly, SameSite=Strict; set by admin.web.sessions).
+STAFF_COOKIE: Final = "loyalty_staff"
+_SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
 #: Managing staff users.
 STAFF_MANAGERS = (StaffRole.OWNER,)
@@ -45,12 +55,35 @@ MEMBER_SUPPORTERS = (StaffRole.OWNER, StaffRole.SUPPORT)
 READERS = (StaffRole.OWNER, StaffRole.PROGRAM_MANAGER, StaffRole.SUPPORT)
 
 
-async def staff_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    token = bearer_token(
+def refuse_cross_site_write(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """A write that a cookie authenticates must come from a page of this site."""
+    if connection.scope.get("method", "GET") in _SAFE_METHODS:
+        return
+    origin = connection.headers.get("origin")
+    if origin is not None:
+        if urlsplit(origin).netloc != connection.headers.get("host"):
+            raise PermissionDeniedException("requests from other sites are refused")
+        return
+    if connection.headers.get("sec-fetch-site") not in {None, "same-origin", "none"}:
+        raise PermissionDeniedException("requests from other sites are refused")
+
+
+def request_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The staff session token of a request: the bearer token, else the pages' cookie (whose
+    writes must then come from this site)."""
+    cookie = connection.cookies.get(STAFF_COOKIE)
+    if connection.headers.get("authorization") is None and cookie:
+        refuse_cross_site_write(connection)
+        return cookie
+    return bearer_token(
         connection.headers.get("authorization"),
         challenge=CHALLENGE,
         hint="log in (POST /api/v1/admin/login) and send 'Authorization: Bearer <token>'",
     )
+
+
+async def staff_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    token = request_token(connection)
     directory = provide_staff_directory(connection.app.state)
     try:
         staff = await directory.authenticate(token)

@@ -1,9 +1,7 @@
-"""Admin pages served by the app (server-rendered shells, a small script each, strict CSP).
+"""The back-office pages under /admin: server-rendered, German and English, strict CSP.
 
-For now the mail outbox (``/admin/outbox``): in the embedded default, mail to members stays in
-the outbox instead of leaving through SMTP, and this is where it is read, so that signing in to
-the wallet works end to end on a bare machine. Staff sign in with their admin account (the
-demo's owner after ``make run``); the script talks to ``/api/v1/admin``.
+Staff sign in at ``/admin/login`` (the demo's owner after ``make run``); :mod:`admin.web.shell`
+holds what every page shares. Pages read through the services and act through the admin API.
 """
 
 from __future__ import annotations
@@ -12,20 +10,35 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 
 from litestar import MediaType, Request, Router, get
+from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.params import QueryParameter
 from litestar.response import Template
 from litestar.static_files import create_static_files_router
 
+from loyalty.app.dependencies import (
+    provide_programs,
+    provide_queries,
+    provide_rule_sets,
+    provide_staff_directory,
+    provide_tiers,
+)
 from loyalty.app.languages import pick_language
+from loyalty.app.settings import Settings
+
+from .sessions import SESSION_HANDLERS
+from .shell import (
+    CONTENT_SECURITY_POLICY,
+    STATIC_PATH,
+    NoBackOfficeError,
+    SignInRequiredError,
+    no_back_office_page,
+    provide_page_staff,
+    sign_in_redirect,
+)
 
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 TEMPLATE_DIR: Final = Path(__file__).resolve().parent / "templates"
-STATIC_PATH: Final = "/admin/static"
-
-CONTENT_SECURITY_POLICY: Final = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
 
 TEXTS: Final = {
     "de": {
@@ -85,13 +98,34 @@ async def outbox_page(
     )
 
 
+def _provide_settings(state: State) -> Settings:
+    settings: Settings = state.settings
+    return settings
+
+
 def admin_pages_router() -> Router:
+    """Every page of the back office. A page handler gets ``staff`` (the signed-in staff user,
+    see :mod:`admin.web.shell`) and the services below by name."""
     return Router(
         path="/",
         route_handlers=[
+            *SESSION_HANDLERS,
             outbox_page,
             create_static_files_router(
                 path=STATIC_PATH, directories=[STATIC_DIR], include_in_schema=False
             ),
         ],
+        dependencies={
+            "staff": Provide(provide_page_staff),
+            "staff_directory": Provide(provide_staff_directory, sync_to_thread=False),
+            "settings": Provide(_provide_settings, sync_to_thread=False),
+            "programs": Provide(provide_programs, sync_to_thread=False),
+            "queries": Provide(provide_queries, sync_to_thread=False),
+            "rule_sets": Provide(provide_rule_sets, sync_to_thread=False),
+            "tiers": Provide(provide_tiers, sync_to_thread=False),
+        },
+        exception_handlers={
+            SignInRequiredError: sign_in_redirect,
+            NoBackOfficeError: no_back_office_page,
+        },
     )

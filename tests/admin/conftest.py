@@ -3,6 +3,8 @@
 - ``admin`` (SQLite) and ``any_admin`` (SQLite and PostgreSQL, through ``db_url``): an
   :class:`AdminStack`, the running app with two merchants (``stack.shop``, ``stack.rival``) and
   helpers to make staff users (``add_staff``) and log them in (``login``, ``session``).
+- ``page_session(role)``: a staff user signed in to the admin pages (cookie), see
+  :class:`PageSession`.
 - ``clock``: the app's :class:`MutableClock` (the fixture of tests/app/conftest.py).
 
 Argon2 with its real parameters costs a third of a second per hash or login on a CI machine, so
@@ -27,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin.api import ADMIN_API_PREFIX
+from admin.api.auth import STAFF_COOKIE
 from loyalty.db.tables import audit_log, staff_sessions, staff_users
 from loyalty.services.staff import StaffDirectory, StaffView
 from tests.app.conftest import MutableClock, Stack, open_stack
@@ -35,6 +38,8 @@ from tests.app.conftest import clock as clock  # the app's clock fixture, here t
 #: Argon2id still, with the smallest parameters argon2-cffi accepts.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 PASSWORD = "Sonnenblumen-Brot-42"
+#: The test client's own site, as a browser's Origin header names it.
+SITE_ORIGIN = "http://testserver.local"
 _EMAILS = itertools.count(1)
 
 
@@ -67,6 +72,35 @@ class StaffSession:
         response = self.get(path, params)
         assert response.status_code == 200, response.text
         return response.json()
+
+
+@dataclass
+class PageSession:
+    """A staff user signed in to the admin pages: the session cookie, sent explicitly (the
+    client's cookie jar stays empty, so other requests of a test stay anonymous). Writes carry
+    this site's Origin, as a browser's do."""
+
+    client: TestClient[Litestar]
+    token: str
+    email: str
+
+    def headers(self, origin: str | None = SITE_ORIGIN) -> dict[str, str]:
+        headers = {"Cookie": f"{STAFF_COOKIE}={self.token}"}
+        if origin is not None:
+            headers["Origin"] = origin
+        return headers
+
+    def page(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        """A page, not following redirects (a test sees the 303 to the sign-in page)."""
+        return self.client.get(path, params=params, headers=self.headers(None))
+
+    def call(
+        self, method: str, path: str, body: Any = None, *, origin: str | None = SITE_ORIGIN
+    ) -> httpx.Response:
+        """An admin API request as the pages' script makes it (``path`` under /api/v1/admin)."""
+        return self.client.request(
+            method, ADMIN_API_PREFIX + path, json=body, headers=self.headers(origin)
+        )
 
 
 @dataclass
@@ -128,6 +162,20 @@ class AdminStack:
             merchant_id=self.staff_row(staff_id)["merchant_id"],
             email=body["staff"]["email"],
         )
+
+    def page_session(self, role: str, *, merchant_id: int | None = None) -> PageSession:
+        """A new staff user of ``role`` signed in through the admin pages' sign-in form."""
+        email = self.add_staff(role, merchant_id=merchant_id).email
+        response = self.client.post(
+            "/admin/session",
+            data={"email": email, "password": PASSWORD, "next": "/admin"},
+            headers={"Origin": SITE_ORIGIN},
+            follow_redirects=False,
+        )
+        assert response.status_code == 303, response.text
+        token = response.cookies[STAFF_COOKIE]
+        self.client.cookies.clear()
+        return PageSession(client=self.client, token=token, email=email)
 
     def session(self, role: str, *, merchant_id: int | None = None) -> StaffSession:
         """A new staff user of ``role`` (of the shop unless told), logged in."""
