@@ -40,6 +40,11 @@ _PAGE = """<!doctype html>
 <h2>Shops &middot; Kasse</h2>
 <ul>
   <li><a href="/pos">Cashier page &middot; Kassenseite</a> (terminal key or staff login)</li>
+</ul>
+<h2>Back office &middot; Verwaltung</h2>
+<ul>
+  <li><a href="/admin/login">Back office &middot; Verwaltung</a>: analytics, programs, members,
+      approvals, imports, webhooks, tills, staff, audit log (staff login)</li>
   <li><a href="/admin/outbox">Mail outbox &middot; Postausgang</a>: sign-in codes when no SMTP
       server is configured (owner login)</li>
 </ul>

@@ -54,6 +54,7 @@ DEMO_MEMBERS = (
 #: The demo's staff logins (published in README.md, so deliberately not policy-strength).
 DEMO_OWNER = ("owner@example.com", "demo-owner-password", "Olga Owner")
 DEMO_MANAGER = ("manager@example.com", "demo-manager-password", "Max Manager")
+DEMO_SUPPORT = ("support@example.com", "demo-support-password", "Sina Support")
 #: The demo's till: staff sign in to /pos with their login and this terminal code.
 DEMO_TERMINAL = {"code": "theke", "location": "filiale-mitte", "name": "Theke"}
 
@@ -198,8 +199,13 @@ async def _seed_terminal(engine: AsyncEngine, merchant_id: int, program_id: int)
 
 
 async def _seed_staff(engine: AsyncEngine, merchant_id: int) -> tuple[tuple[str, str, str], ...]:
-    """The demo owner and program manager, each made unless their email exists."""
-    logins = ((StaffRole.OWNER, *DEMO_OWNER), (StaffRole.PROGRAM_MANAGER, *DEMO_MANAGER))
+    """The demo owner, program manager and support agent, each made unless their email exists
+    (two back-office users besides the owner, so that four-eyes approval can be tried)."""
+    logins = (
+        (StaffRole.OWNER, *DEMO_OWNER),
+        (StaffRole.PROGRAM_MANAGER, *DEMO_MANAGER),
+        (StaffRole.SUPPORT, *DEMO_SUPPORT),
+    )
 
     async def existing_emails(conn: AsyncConnection) -> set[str]:
         rows = await conn.execute(

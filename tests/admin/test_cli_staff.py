@@ -15,7 +15,7 @@ from loyalty.app.factory import create_app
 from loyalty.app.settings import Settings, parse_api_keys
 from loyalty.db.engine import create_engine
 from loyalty.db.tables import audit_log, staff_users
-from loyalty.services.demo import DEMO_MANAGER, DEMO_OWNER
+from loyalty.services.demo import DEMO_MANAGER, DEMO_OWNER, DEMO_SUPPORT
 from loyalty.services.staff import StaffRole
 from tests.app.conftest import _insert_merchants
 from tests.support.services import run_async
@@ -137,8 +137,11 @@ def test_seed_demo_makes_the_documented_logins(sqlite_url: str) -> None:
             "staff login (program_manager): manager@example.com / demo-manager-password"
             in seeded.output
         )
+        assert "staff login (support): support@example.com / demo-support-password" in (
+            seeded.output
+        )
     listed = runner.invoke(main, ["staff", "list", "--merchant-id", "1"], env=env)
-    assert listed.output.count("@example.com") == 2
+    assert listed.output.count("@example.com") == 3
 
     app = create_app(
         Settings(
@@ -148,7 +151,7 @@ def test_seed_demo_makes_the_documented_logins(sqlite_url: str) -> None:
         )
     )
     with TestClient(app) as client:
-        for email, password, _name in (DEMO_OWNER, DEMO_MANAGER):
+        for email, password, _name in (DEMO_OWNER, DEMO_MANAGER, DEMO_SUPPORT):
             response = client.post(
                 f"{ADMIN_API_PREFIX}/login", json={"email": email, "password": password}
             )
