@@ -138,14 +138,24 @@ def migrate() -> None:
 
 
 @main.command("seed-demo")
-def seed_demo() -> None:
+@click.option(
+    "--history-days",
+    type=click.IntRange(min=0, max=3650),
+    default=None,
+    help="Days of simulated history a new demo program gets [default: about 14 months].",
+)
+def seed_demo(history_days: int | None) -> None:
     """Create the demo merchant, program, members and history (safe to run again)."""
     from loyalty.services.demo import DEMO_TERMINAL
     from loyalty.services.demo import seed_demo as seed
+    from loyalty.services.demo_history import HISTORY_DAYS
 
     settings = _settings()
+    days = HISTORY_DAYS if history_days is None else history_days
     with _progress_bar("seeding demo data") as progress:
-        summary = _with_engine(settings, lambda engine: seed(engine, progress=progress))
+        summary = _with_engine(
+            settings, lambda engine: seed(engine, progress=progress, history_days=days)
+        )
     click.echo(str(summary))
     base = settings.base_url
     click.echo(f"wallet: {base}/wallet/{summary.program_id} (sign-in codes: {base}/admin/outbox)")

@@ -8,7 +8,7 @@ are made).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import msgspec
@@ -22,6 +22,7 @@ from loyalty.domain.expiry import ExpiryKind
 from loyalty.domain.rewards import RewardKind
 
 from .context import Caller, Staff, utc_now
+from .demo_history import HISTORY_DAYS, DemoClock, seed_history
 from .ledger import Ledger
 from .orders import Orders
 from .programs import Programs
@@ -79,11 +80,19 @@ class DemoSummary(msgspec.Struct, frozen=True):
 
 
 async def seed_demo(
-    engine: AsyncEngine, *, progress: Callable[[int, int], None] | None = None
+    engine: AsyncEngine,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    history_days: int = HISTORY_DAYS,
 ) -> DemoSummary:
-    total = 3 + len(DEMO_MEMBERS)
+    """The demo merchant, staff, till, program (rules, rewards) and members. A program made now
+    starts ``history_days`` ago and gets that much history (see :mod:`.demo_history`); the
+    hand-picked members of ``DEMO_MEMBERS`` shop today."""
+    total = 3 + history_days + len(DEMO_MEMBERS)
     report = progress or (lambda done, total: None)
     report(0, total)
+    today = utc_now()
+    clock = DemoClock(today - timedelta(days=history_days))
 
     async def merchant(conn: AsyncConnection) -> int:
         found = await conn.scalar(select(merchants.c.id).where(merchants.c.name == DEMO_MERCHANT))
@@ -98,7 +107,7 @@ async def seed_demo(
     merchant_id = await in_transaction(engine, merchant)
     report(1, total)
     caller = Caller(client_id="system:seed-demo", merchant_id=merchant_id)
-    ledger = Ledger(engine)
+    ledger = Ledger(engine, clock=clock)
     program_service = Programs(ledger.executor)
 
     async def existing_program(conn: AsyncConnection) -> int | None:
@@ -109,6 +118,7 @@ async def seed_demo(
         )
 
     program_id = await in_transaction(engine, existing_program, read_only=True)
+    new_program = program_id is None
     if program_id is None:
         created = await program_service.create_program(
             caller,
@@ -125,8 +135,19 @@ async def seed_demo(
     staff_logins = await _seed_staff(engine, merchant_id)
     await _seed_terminal(engine, merchant_id, program_id)
     owner = await _owner(engine, merchant_id)
-    await _seed_rules(engine, program_id, owner)
+    await _seed_rules(engine, program_id, owner, clock)
     await _seed_rewards(ledger, program_id, owner)
+    if new_program and history_days:
+        await seed_history(
+            engine,
+            caller=caller,
+            program_id=program_id,
+            clock=clock,
+            ledger=ledger,
+            days=history_days,
+            progress=lambda done, _days: report(2 + done, total),
+        )
+    clock.now = today
     orders = Orders(ledger)
 
     for index, (name, email, visits, redeemed) in enumerate(DEMO_MEMBERS, start=1):
@@ -153,7 +174,7 @@ async def seed_demo(
                 points=redeemed,
                 reference=f"DEMO-{index:02d}-R",
             )
-        report(2 + index, total)
+        report(2 + history_days + index, total)
 
     async def member_count(conn: AsyncConnection) -> int:
         return int(
@@ -292,13 +313,15 @@ def demo_rules(now: datetime) -> RuleSetDocument:
     )
 
 
-async def _seed_rules(engine: AsyncEngine, program_id: int, owner: Staff) -> None:
+async def _seed_rules(
+    engine: AsyncEngine, program_id: int, owner: Staff, clock: Callable[[], datetime]
+) -> None:
     """Version 2 with tiers and a promotion, published at once (unless a later one exists)."""
-    rule_sets = RuleSets(engine)
+    rule_sets = RuleSets(engine, clock=clock)
     if any(v.version > 1 for v in await rule_sets.list_versions(owner, program_id)):
         return
     draft = await rule_sets.create_draft(owner, program_id)
-    await rule_sets.replace_draft(owner, program_id, draft.version, demo_rules(utc_now()))
+    await rule_sets.replace_draft(owner, program_id, draft.version, demo_rules(clock()))
     await rule_sets.publish(owner, program_id, draft.version)
 
 

@@ -81,10 +81,12 @@ def test_seed_verify_and_expire(db_url: str) -> None:
     env = {"LOYALTY_DATABASE_URL": db_url}
     runner = CliRunner()
 
-    seeded = runner.invoke(main, ["seed-demo"], env=env)
+    # Six weeks of history: a month's expiry sweep and tier review happen inside it.
+    seeded = runner.invoke(main, ["seed-demo", "--history-days", "45"], env=env)
     assert seeded.exit_code == 0, seeded.output
-    again = runner.invoke(main, ["seed-demo"], env=env)
+    again = runner.invoke(main, ["seed-demo", "--history-days", "45"], env=env)
     assert again.exit_code == 0, again.output
+    assert seeded.output.splitlines()[-4:] == again.output.splitlines()[-4:]
 
     verified = runner.invoke(main, ["ledger", "verify"], env=env)
     assert verified.exit_code == 0, verified.output
