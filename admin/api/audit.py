@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from litestar import Controller, get
@@ -33,9 +34,11 @@ class AuditLogController(Controller):
         summary="The audit log, newest first (keyset pages)",
         description=(
             "Every recorded change of the merchant: staff users and program configuration, "
-            "with actor, action, entity and the entity before and after. Filter by program or "
-            "entity; page with `before_id` = the last page's `next_before_id`. "
-            "Roles: owner, program_manager, support."
+            "with actor, action, entity and the entity before and after. Filter by program, "
+            "entity (and which one), action, the staff user who acted and time (`from` "
+            "inclusive, `to` exclusive; ISO 8601 with a time zone, e.g. `2025-03-01T00:00:00Z`); "
+            "every filter given must match. Page with `before_id` = the last page's "
+            "`next_before_id`, keeping the filters. Roles: owner, program_manager, support."
         ),
     )
     async def audit_log(
@@ -50,6 +53,42 @@ class AuditLogController(Controller):
             str | None,
             QueryParameter(
                 min_length=1, max_length=64, description="Only changes of this kind, e.g. staff"
+            ),
+        ] = None,
+        entity_id: Annotated[
+            str | None,
+            QueryParameter(
+                min_length=1,
+                max_length=64,
+                description="Only changes of this entity, as the entries name it (entity_id), "
+                "e.g. a staff user's id or a terminal's code; best with `entity`",
+            ),
+        ] = None,
+        action: Annotated[
+            str | None,
+            QueryParameter(
+                min_length=1,
+                max_length=64,
+                description="Only this action, e.g. update or terminal.rotate_key",
+            ),
+        ] = None,
+        staff_id: Annotated[
+            int | None,
+            QueryParameter(
+                gt=0, le=INT64_MAX, description="Only changes this staff user made (the actor)"
+            ),
+        ] = None,
+        since: Annotated[
+            datetime | None,
+            QueryParameter(
+                name="from",
+                description="Only changes at or after this time (with a time zone)",
+            ),
+        ] = None,
+        until: Annotated[
+            datetime | None,
+            QueryParameter(
+                name="to", description="Only changes before this time (with a time zone)"
             ),
         ] = None,
         before_id: Annotated[
@@ -67,6 +106,11 @@ class AuditLogController(Controller):
             staff.merchant_id,
             program_id=program_id,
             entity=entity,
+            entity_id=entity_id,
+            action=action,
+            staff_id=staff_id,
+            since=since,
+            until=until,
             before_id=before_id,
             limit=limit,
         )

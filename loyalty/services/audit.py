@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loyalty.db.engine import in_transaction
 from loyalty.db.tables import audit_log
+from loyalty.domain.errors import DomainError, ErrorCode
 
 from .context import Staff
 
@@ -109,17 +110,46 @@ class AuditPage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     next_before_id: int | None
 
 
+def check_time_range(since: datetime | None, until: datetime | None) -> None:
+    """A time range of the audit log: aware times (a naive one means a different instant on
+    every server), ``since`` before ``until``."""
+    for name, value in (("from", since), ("to", until)):
+        if value is not None and value.utcoffset() is None:
+            raise DomainError(
+                ErrorCode.VALIDATION_FAILED,
+                f"'{name}' needs a time zone, e.g. 2025-03-01T00:00:00Z",
+                parameter=name,
+            )
+    if since is not None and until is not None and since >= until:
+        raise DomainError(
+            ErrorCode.VALIDATION_FAILED,
+            f"the time range is empty: 'from' ({since.isoformat()}) must be before "
+            f"'to' ({until.isoformat()})",
+            parameter="from",
+        )
+
+
 async def audit_entries(
     engine: AsyncEngine,
     merchant_id: int,
     *,
     program_id: int | None = None,
     entity: str | None = None,
+    entity_id: str | None = None,
+    action: str | None = None,
+    staff_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     before_id: int | None = None,
     limit: int = DEFAULT_AUDIT_PAGE_SIZE,
 ) -> AuditPage:
     """The merchant's audit entries, newest first, ``limit`` at a time: keyset pages on the id
-    (stable while new entries arrive, unlike offsets)."""
+    (stable while new entries arrive, unlike offsets).
+
+    Every filter given must match: the program, the kind of entity and which one
+    (``entity_id`` as recorded, e.g. a terminal's code), the action, the staff user who acted,
+    and the time (``since`` inclusive, ``until`` exclusive)."""
+    check_time_range(since, until)
     limit = max(1, min(limit, MAX_AUDIT_PAGE_SIZE))
     query = select(*(audit_log.c[name] for name in AuditEntry.__struct_fields__)).where(
         audit_log.c.merchant_id == merchant_id
@@ -128,6 +158,16 @@ async def audit_entries(
         query = query.where(audit_log.c.program_id == program_id)
     if entity is not None:
         query = query.where(audit_log.c.entity == entity)
+    if entity_id is not None:
+        query = query.where(audit_log.c.entity_id == entity_id)
+    if action is not None:
+        query = query.where(audit_log.c.action == action)
+    if staff_id is not None:
+        query = query.where(audit_log.c.staff_id == staff_id)
+    if since is not None:
+        query = query.where(audit_log.c.at >= since)
+    if until is not None:
+        query = query.where(audit_log.c.at < until)
     if before_id is not None:
         query = query.where(audit_log.c.id < before_id)
     # One row more than asked tells whether an older page exists.

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.engine import in_transaction
+from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.services.audit import audit_entries, record_change
 from loyalty.services.context import Staff
-from tests.admin.conftest import AdminStack, StaffSession
+from tests.admin.conftest import PASSWORD, AdminStack, StaffSession
 from tests.support.problems import assert_problem
 
 
@@ -173,3 +175,147 @@ def test_the_service_bounds_the_page_size_itself(admin: AdminStack) -> None:
     huge = admin.stack.run(lambda: audit_entries(engine, owner.merchant_id, limit=10**6))
     assert len(huge.entries) == 5
     assert huge.next_before_id is None
+
+
+# --- Filters: actor, action, entity id, time range -------------------------------------------
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def test_filter_by_actor_action_and_entity_id(any_admin: AdminStack) -> None:
+    owner = any_admin.session("owner")  # its creation: actor "system"
+    second_owner = any_admin.session("owner")  # actor "system"
+    made = owner.post(
+        "/staff",
+        {"email": "lena@example.com", "password": PASSWORD, "role": "support",
+         "display_name": "Lena"},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    lena = made.json()["staff_id"]
+    _rename(owner, lena, 2)
+    renamed_by_second = second_owner.patch(f"/staff/{owner.staff_id}", {"display_name": "Olga"})
+    assert renamed_by_second.status_code == 200, renamed_by_second.text
+
+    by_owner = owner.read("/audit-log", {"staff_id": owner.staff_id})["entries"]
+    assert [(e["action"], e["entity_id"]) for e in by_owner] == [
+        ("update", str(lena)),
+        ("update", str(lena)),
+        ("create", str(lena)),
+    ]
+    assert {e["staff_id"] for e in by_owner} == {owner.staff_id}
+    by_second = owner.read("/audit-log", {"staff_id": second_owner.staff_id})["entries"]
+    assert [(e["action"], e["entity_id"]) for e in by_second] == [("update", str(owner.staff_id))]
+
+    creations = owner.read("/audit-log", {"action": "create"})["entries"]
+    assert [e["entity_id"] for e in creations] == [
+        str(lena),
+        str(second_owner.staff_id),
+        str(owner.staff_id),
+    ]
+    assert [e["staff_id"] for e in creations] == [owner.staff_id, None, None]
+
+    about_lena = owner.read("/audit-log", {"entity": "staff", "entity_id": str(lena)})["entries"]
+    assert [e["action"] for e in about_lena] == ["update", "update", "create"]
+    assert about_lena[0]["after"]["display_name"] == "Name 1"
+    # Filters combine: all must match.
+    combined = {"staff_id": owner.staff_id, "action": "create", "entity_id": str(lena)}
+    assert [e["entity_id"] for e in owner.read("/audit-log", combined)["entries"]] == [str(lena)]
+    nothing = {"staff_id": second_owner.staff_id, "entity_id": str(lena)}
+    assert owner.read("/audit-log", nothing)["entries"] == []
+    assert owner.read("/audit-log", {"action": "no.such_action"})["entries"] == []
+
+
+def test_filter_by_time_range(any_admin: AdminStack) -> None:
+    owner = any_admin.session("owner")
+    user = any_admin.add_staff("support")
+    clock = any_admin.clock
+    times = []
+    for number in range(4):
+        times.append(clock.advance(hours=1))
+        assert owner.patch(f"/staff/{user.staff_id}", {"display_name": f"Hour {number}"}).is_success
+
+    def names(**params: Any) -> list[str]:
+        entries = owner.read("/audit-log", {"entity_id": str(user.staff_id), **params})["entries"]
+        return [e["after"]["display_name"] for e in entries]
+
+    # ``from`` is inclusive, ``to`` exclusive.
+    assert names(**{"from": _iso(times[1]), "to": _iso(times[3])}) == ["Hour 2", "Hour 1"]
+    assert names(**{"from": _iso(times[3])}) == ["Hour 3"]
+    assert names(**{"to": _iso(times[1])}) == ["Hour 0", user.display_name]
+    # Another zone's notation of the same instant selects the same entries.
+    berlin = timezone(timedelta(hours=1))
+    assert names(**{"from": times[1].astimezone(berlin).isoformat()}) == [
+        "Hour 3",
+        "Hour 2",
+        "Hour 1",
+    ]
+    assert names(**{"from": _iso(times[3] + timedelta(seconds=1))}) == []
+
+
+def test_filtered_pages_keep_their_filter(admin: AdminStack) -> None:
+    owner = admin.session("owner")
+    first = admin.add_staff("support")
+    second = admin.add_staff("support")
+    for number in range(3):
+        _rename(owner, first.staff_id, 1)
+        assert owner.patch(f"/staff/{second.staff_id}", {"display_name": f"S {number}"}).is_success
+    since = admin.clock.now  # every rename happened at this instant
+    pages = _all_pages(
+        owner, limit=2, entity_id=str(second.staff_id), action="update", **{"from": _iso(since)}
+    )
+    assert [len(page) for page in pages] == [2, 1]
+    entries = [entry for page in pages for entry in page]
+    assert {e["entity_id"] for e in entries} == {str(second.staff_id)}
+    assert [e["after"]["display_name"] for e in entries] == ["S 2", "S 1", "S 0"]
+
+
+@pytest.mark.parametrize(
+    ("params", "in_detail"),
+    [
+        ({"from": "2025-03-01T00:00:00"}, "time zone"),
+        ({"to": "2025-03-01T00:00:00"}, "time zone"),
+        ({"from": "2025-03-02T00:00:00Z", "to": "2025-03-01T00:00:00Z"}, "must be before"),
+        ({"from": "2025-03-01T00:00:00Z", "to": "2025-03-01T00:00:00Z"}, "must be before"),
+        ({"from": "yesterday"}, "from"),
+        ({"to": "2025-02-30T00:00:00Z"}, "to"),
+        ({"staff_id": 0}, "staff_id"),
+        ({"staff_id": "me"}, "staff_id"),
+        ({"action": ""}, "action"),
+        ({"action": "x" * 65}, "action"),
+        ({"entity_id": ""}, "entity_id"),
+        ({"entity_id": "x" * 65}, "entity_id"),
+    ],
+)
+def test_bad_filters_are_refused_clearly(
+    admin: AdminStack, params: dict[str, Any], in_detail: str
+) -> None:
+    owner = admin.session("owner")
+    body = assert_problem(owner.get("/audit-log", params), 400, "validation_failed")
+    assert in_detail in str(body), body
+
+
+def test_the_actor_filter_never_reaches_another_merchant(admin: AdminStack) -> None:
+    shop_owner = admin.session("owner")
+    rival_owner = admin.session("owner", merchant_id=admin.rival_id)
+    rival_user = admin.add_staff("support", merchant_id=admin.rival_id)
+    _rename(rival_owner, rival_user.staff_id, 2)
+    assert rival_owner.read("/audit-log", {"staff_id": rival_owner.staff_id})["entries"]
+    assert shop_owner.read("/audit-log", {"staff_id": rival_owner.staff_id})["entries"] == []
+    about = {"entity": "staff", "entity_id": str(rival_user.staff_id)}
+    assert shop_owner.read("/audit-log", about)["entries"] == []
+
+
+def test_the_service_checks_the_time_range_itself(admin: AdminStack) -> None:
+    owner = admin.session("owner")
+    engine = admin.stack.engine
+    naive = datetime(2025, 3, 1)
+    with pytest.raises(DomainError) as refused:
+        admin.stack.run(lambda: audit_entries(engine, owner.merchant_id, since=naive))
+    assert refused.value.code is ErrorCode.VALIDATION_FAILED
+    moment = datetime(2025, 3, 1, tzinfo=UTC)
+    with pytest.raises(DomainError, match="must be before"):
+        admin.stack.run(
+            lambda: audit_entries(engine, owner.merchant_id, since=moment, until=moment)
+        )
