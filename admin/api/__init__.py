@@ -31,9 +31,10 @@ from loyalty.app.dependencies import (
     provide_tiers,
 )
 
+from .adjustments import AdjustmentController, MerchantAdjustmentController
 from .audit import AuditLogController
 from .auth import READERS, provide_staff, requires_role, staff_guard
-from .members import ManagedMemberController
+from .members import ManagedMemberController, MemberSupportController
 from .outbox import OutboxController
 from .programs import ManagedProgramController
 from .rewards import RewardAdminController
@@ -62,6 +63,9 @@ def admin_router() -> Router:
             ManagedProgramController,
             RuleSetController,
             ManagedMemberController,
+            MemberSupportController,
+            AdjustmentController,
+            MerchantAdjustmentController,
             TerminalAdminController,
             OutboxController,
             VendorConnectionController,

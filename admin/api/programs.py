@@ -12,6 +12,7 @@ from loyalty.app.api.params import ProgramId
 from loyalty.app.api.schemas import CreateProgramRequest
 from loyalty.services.context import Staff
 from loyalty.services.programs import (
+    ManagedProgramView,
     PointValue,
     ProgramChanges,
     Programs,
@@ -19,7 +20,6 @@ from loyalty.services.programs import (
     Text200,
     Text2000,
 )
-from loyalty.services.queries import Queries
 from loyalty.services.results import ProgramView
 from loyalty.services.rule_documents import RoundingName
 
@@ -42,9 +42,9 @@ class ManagedProgramController(Controller):
 
     @get("/", responses=problems(401, 403, 503), summary="List the merchant's programs")
     async def list_programs(
-        self, staff: NamedDependency[Staff], queries: NamedDependency[Queries]
-    ) -> list[ProgramView]:
-        return await queries.programs(staff.caller)
+        self, staff: NamedDependency[Staff], programs: NamedDependency[Programs]
+    ) -> list[ManagedProgramView]:
+        return await programs.managed_programs(staff.caller)
 
     @get(
         "/{program_id:int}",
@@ -54,10 +54,10 @@ class ManagedProgramController(Controller):
     async def get_program(
         self,
         staff: NamedDependency[Staff],
-        queries: NamedDependency[Queries],
+        programs: NamedDependency[Programs],
         program_id: ProgramId,
-    ) -> ProgramView:
-        return await queries.program(staff.caller, program_id)
+    ) -> ManagedProgramView:
+        return await programs.managed_program(staff.caller, program_id)
 
     @post(
         "/",
@@ -99,6 +99,12 @@ class ManagedProgramController(Controller):
         guards=[requires_role(*PROGRAM_CONFIGURATORS)],
         responses=problems(400, 401, 403, 404, 503),
         summary="Change a program's names, descriptions, point value, rounding (audited)",
+        description=(
+            "Only the fields sent change. `adjustment_approval_threshold` and "
+            "`adjustment_limits` set the manual-adjustment policy (docs/MEMBER_SUPPORT.md): "
+            "`adjustment_limits: null` goes back to the defaults. "
+            "Roles: owner, program_manager."
+        ),
     )
     async def update_program(
         self,
@@ -106,5 +112,5 @@ class ManagedProgramController(Controller):
         programs: NamedDependency[Programs],
         program_id: ProgramId,
         data: JSONBody[ProgramChanges],
-    ) -> ProgramView:
+    ) -> ManagedProgramView:
         return await programs.update_program(staff, program_id, data)

@@ -22,14 +22,18 @@ from loyalty.app.dependencies import (
     provide_tiers,
 )
 from loyalty.app.settings import Settings
+from loyalty.domain.errors import DomainError
 
+from .members import MEMBER_PAGES
 from .operations import OPERATION_PAGES
+from .program_pages import PROGRAM_PAGES
 from .sessions import SESSION_HANDLERS
 from .shell import (
     STATIC_PATH,
     NoBackOfficeError,
     SignInRequiredError,
     no_back_office_page,
+    page_error,
     provide_page_staff,
     sign_in_redirect,
 )
@@ -51,6 +55,8 @@ def admin_pages_router() -> Router:
         route_handlers=[
             *SESSION_HANDLERS,
             *OPERATION_PAGES,
+            *PROGRAM_PAGES,
+            *MEMBER_PAGES,
             create_static_files_router(
                 path=STATIC_PATH, directories=[STATIC_DIR], include_in_schema=False
             ),
@@ -67,5 +73,6 @@ def admin_pages_router() -> Router:
         exception_handlers={
             SignInRequiredError: sign_in_redirect,
             NoBackOfficeError: no_back_office_page,
+            DomainError: page_error,
         },
     )

@@ -26,6 +26,7 @@ from litestar.response import Redirect, Template
 from admin.api.auth import MEMBER_SUPPORTERS, PROGRAM_CONFIGURATORS, READERS, STAFF_COOKIE
 from loyalty.app.dependencies import provide_staff_directory
 from loyalty.app.languages import pick_language
+from loyalty.app.problems import STATUS_BY_CODE
 from loyalty.domain.errors import DomainError, ErrorCode
 from loyalty.services.context import Staff
 from loyalty.services.staff import StaffRole
@@ -139,6 +140,22 @@ COMMON_TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
 }
 
 
+ERROR_TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
+    "de": {
+        "not_found_title": "Nicht gefunden",
+        "error_title": "Das geht so nicht",
+        "back": "Zur Übersicht",
+    },
+    "en": {
+        "not_found_title": "Not found",
+        "error_title": "That cannot be done",
+        "back": "To the overview",
+    },
+}
+#: Where provide_page_staff keeps the page's staff user, for error pages rendered later.
+PAGE_STAFF_STATE_KEY: Final = "loyalty_page_staff"
+
+
 class SignInRequiredError(Exception):
     """No staff session came with a page request: the sign-in page, then back."""
 
@@ -221,6 +238,7 @@ async def provide_page_staff(request: Request[Any, Any, Any]) -> Staff:
         raise SignInRequiredError(_here(request)) from None
     if staff.role not in READERS:
         raise NoBackOfficeError(staff)
+    request.state[PAGE_STAFF_STATE_KEY] = staff
     return staff
 
 
@@ -304,6 +322,26 @@ def no_back_office_page(request: Request[Any, Any, Any], error: NoBackOfficeErro
         active="",
         title=texts["forbidden_title"],
         status_code=403,
+    )
+
+
+def page_error(request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
+    """A refusal while building a page (an unknown or foreign program or member, a bad filter):
+    a page of the shell with the problem's detail, not problem+json, since a person reads it."""
+    status = STATUS_BY_CODE.get(error.code, 400)
+    language = page_language(request)
+    texts = page_texts(ERROR_TEXTS, language)
+    title = texts["not_found_title"] if status == 404 else texts["error_title"]
+    return render(
+        request,
+        request.scope.get("state", {}).get(PAGE_STAFF_STATE_KEY),
+        template="admin/error.html",
+        texts=ERROR_TEXTS,
+        active="",
+        title=title,
+        status_code=status,
+        detail=error.detail,
+        code=str(error.code),
     )
 
 

@@ -133,6 +133,21 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     # server fault; a client must not retry, and monitoring must not page anyone for it.
     ErrorCode.APPLE_WALLET_NOT_CONFIGURED: 404,
     ErrorCode.GOOGLE_WALLET_NOT_CONFIGURED: 404,
+    ErrorCode.MEMBER_MERGED: 409,
+    ErrorCode.MEMBER_ERASED: 409,
+    ErrorCode.MERGE_INTO_ITSELF: 400,
+    ErrorCode.MEMBER_HAS_PENDING_HOLDS: 409,
+    ErrorCode.ADJUSTMENT_LIMIT_EXCEEDED: 403,
+    ErrorCode.FOUR_EYES_REQUIRED: 403,
+    ErrorCode.ADJUSTMENT_REQUEST_NOT_FOUND: 404,
+    ErrorCode.ADJUSTMENT_NOT_PENDING: 409,
+    ErrorCode.INVALID_WEBHOOK_URL: 400,
+    ErrorCode.UNKNOWN_WEBHOOK_EVENT: 400,
+    ErrorCode.WEBHOOK_ENDPOINT_NOT_FOUND: 404,
+    ErrorCode.WEBHOOK_DELIVERY_NOT_FOUND: 404,
+    ErrorCode.WEBHOOK_ENDPOINT_DISABLED: 409,
+    ErrorCode.IMPORT_TOO_LARGE: 413,
+    ErrorCode.IMPORT_RUN_NOT_FOUND: 404,
 }
 
 TITLES: dict[int, str] = {

@@ -126,6 +126,24 @@ class ErrorCode(StrEnum):
     # Wallet passes (a feature an installation may leave off: no keys configured)
     APPLE_WALLET_NOT_CONFIGURED = "apple_wallet_not_configured"
     GOOGLE_WALLET_NOT_CONFIGURED = "google_wallet_not_configured"
+    # Member support (issue 6): merges and manual adjustments with four-eyes approval
+    MEMBER_MERGED = "member_merged"
+    MEMBER_ERASED = "member_erased"
+    MERGE_INTO_ITSELF = "merge_into_itself"
+    MEMBER_HAS_PENDING_HOLDS = "member_has_pending_holds"
+    ADJUSTMENT_LIMIT_EXCEEDED = "adjustment_limit_exceeded"
+    FOUR_EYES_REQUIRED = "four_eyes_required"
+    ADJUSTMENT_REQUEST_NOT_FOUND = "adjustment_request_not_found"
+    ADJUSTMENT_NOT_PENDING = "adjustment_not_pending"
+    # Outgoing webhooks (issue 6)
+    INVALID_WEBHOOK_URL = "invalid_webhook_url"
+    UNKNOWN_WEBHOOK_EVENT = "unknown_webhook_event"
+    WEBHOOK_ENDPOINT_NOT_FOUND = "webhook_endpoint_not_found"
+    WEBHOOK_DELIVERY_NOT_FOUND = "webhook_delivery_not_found"
+    WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint_disabled"
+    # CSV imports (issue 6)
+    IMPORT_TOO_LARGE = "import_too_large"
+    IMPORT_RUN_NOT_FOUND = "import_run_not_found"
 
 
 class DomainError(Exception):

@@ -343,46 +343,63 @@ class Ledger:
 
         async def work(conn: AsyncConnection, now: datetime) -> OperationResult:
             account = await self.lock_member(conn, caller, program_id, member_id, now)
-            counterpart = (await self._system(conn, program_id))["adjustments"]
-            expires_at = None
-            if points > 0:
-                journal_id, expires_at = await w.credit(
-                    conn,
-                    caller,
-                    account,
-                    JournalKind.ADJUST,
-                    points,
-                    counterpart,
-                    now,
-                    actor=actor,
-                    reason=reason,
-                )
-            else:
-                journal_id, _, _ = await w.debit(
-                    conn,
-                    caller,
-                    account,
-                    JournalKind.ADJUST,
-                    -points,
-                    counterpart,
-                    now,
-                    actor=actor,
-                    reason=reason,
-                )
-            await w.save_account(conn, account)
-            return _result(
-                account,
-                journal_id,
-                JournalKind.ADJUST,
-                abs(points),
-                points,
-                now,
-                now,
-                lot_expires_at=expires_at,
+            return await self.adjust_within(
+                conn, now, caller, account, points, reason=reason, actor=actor
             )
 
         body = (program_id, member_id, points, reason, actor)
         return await self._run(caller, key, "adjust", body, work)
+
+    async def adjust_within(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        caller: Caller,
+        account: w.Account,
+        points: int,
+        *,
+        reason: str,
+        actor: str,
+    ) -> OperationResult:
+        """Adjust an account ``lock_member`` locked in the caller's transaction (an adjustment
+        request posts in the transaction that records its decision)."""
+        counterpart = (await self._system(conn, account.program_id))["adjustments"]
+        expires_at = None
+        if points > 0:
+            journal_id, expires_at = await w.credit(
+                conn,
+                caller,
+                account,
+                JournalKind.ADJUST,
+                points,
+                counterpart,
+                now,
+                actor=actor,
+                reason=reason,
+            )
+        else:
+            journal_id, _, _ = await w.debit(
+                conn,
+                caller,
+                account,
+                JournalKind.ADJUST,
+                -points,
+                counterpart,
+                now,
+                actor=actor,
+                reason=reason,
+            )
+        await w.save_account(conn, account)
+        return _result(
+            account,
+            journal_id,
+            JournalKind.ADJUST,
+            abs(points),
+            points,
+            now,
+            now,
+            lot_expires_at=expires_at,
+        )
 
     async def transfer(
         self,
@@ -406,38 +423,58 @@ class Ledger:
             for account in found.values():
                 await w.settle_stale_holds(conn, caller, account, now)
             source, target = found[from_member_id], found[to_member_id]
-            target.posted = credited(target.posted, points)
-            journal_id, draws, source_lots = await w.debit(
-                conn,
-                caller,
-                source,
-                JournalKind.TRANSFER,
-                points,
-                target.id,
-                now,
-                counter_account_id=target.id,
-                reason=reason,
-            )
-            expiry_of = {lot.id: lot.expires_at for lot in source_lots}
-            for draw in draws:
-                await w.insert_lot(
-                    conn, target, journal_id, draw.points, expiry_of[draw.lot_id], now
-                )
-            await w.save_account(conn, source)
-            await w.save_account(conn, target)
-            return _result(
-                source,
-                journal_id,
-                JournalKind.TRANSFER,
-                points,
-                -points,
-                now,
-                now,
-                counter=target,
+            return await self.transfer_within(
+                conn, now, caller, source, target, points, reason=reason
             )
 
         body = (program_id, from_member_id, to_member_id, points, reason)
         return await self._run(caller, key, "transfer", body, work)
+
+    async def transfer_within(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        caller: Caller,
+        source: w.Account,
+        target: w.Account,
+        points: int,
+        *,
+        reason: str | None = None,
+    ) -> OperationResult:
+        """Transfer between two accounts of one program that the caller's transaction locked
+        (``w.lock_members``) and settled (a member merge moves every program's points in one
+        transaction)."""
+        require_positive(points)
+        assert source.program_id == target.program_id, "a transfer stays within one program"
+        if source.id == target.id:
+            raise DomainError(ErrorCode.SAME_ACCOUNT_TRANSFER, "cannot transfer to the same member")
+        target.posted = credited(target.posted, points)
+        journal_id, draws, source_lots = await w.debit(
+            conn,
+            caller,
+            source,
+            JournalKind.TRANSFER,
+            points,
+            target.id,
+            now,
+            counter_account_id=target.id,
+            reason=reason,
+        )
+        expiry_of = {lot.id: lot.expires_at for lot in source_lots}
+        for draw in draws:
+            await w.insert_lot(conn, target, journal_id, draw.points, expiry_of[draw.lot_id], now)
+        await w.save_account(conn, source)
+        await w.save_account(conn, target)
+        return _result(
+            source,
+            journal_id,
+            JournalKind.TRANSFER,
+            points,
+            -points,
+            now,
+            now,
+            counter=target,
+        )
 
     # -- shared machinery -----------------------------------------------------------------
 

@@ -83,8 +83,13 @@ async def identify(
         members.c.card_number,
     )
     # An erased member (deleted_at set) is nobody: their card number, email and phone are gone
-    # already, and the member number inside a rotating code must not find them either.
-    mine = and_(members.c.merchant_id == caller.merchant_id, members.c.deleted_at.is_(None))
+    # already, and the member number inside a rotating code must not find them either. Nor is
+    # a member merged into another (merged_into_id set): their points are the other one's now.
+    mine = and_(
+        members.c.merchant_id == caller.merchant_id,
+        members.c.deleted_at.is_(None),
+        members.c.merged_into_id.is_(None),
+    )
     row: Any
     if scan.kind is ScanKind.ROTATING_CODE:
         member_number, digits = parse_rotating_code(scan.value)

@@ -258,7 +258,12 @@ async def _matching_member(
     return (
         await conn.execute(
             select(members.c.id)
-            .where(members.c.merchant_id == merchant_id, members.c.deleted_at.is_(None), or_(*same))
+            .where(
+                members.c.merchant_id == merchant_id,
+                members.c.deleted_at.is_(None),
+                members.c.merged_into_id.is_(None),
+                or_(*same),
+            )
             .order_by(members.c.id)
             .limit(1)
         )

@@ -299,6 +299,7 @@ class MemberSignIn:
                         member_sessions.c.revoked_at.is_(None),
                         member_sessions.c.expires_at > now,
                         members.c.deleted_at.is_(None),
+                        members.c.merged_into_id.is_(None),
                     )
                 )
             ).first()
@@ -345,8 +346,8 @@ class MemberSignIn:
 
 
 def recipients(program_id: int) -> Select[Any]:
-    """The program's members (enrolled, not erased) with what a mail to them needs: the
-    caller adds which one."""
+    """The program's members (enrolled, not erased, not merged into another) with what a mail
+    to them needs: the caller adds which one."""
     return (
         select(
             members.c.id,
@@ -362,7 +363,11 @@ def recipients(program_id: int) -> Select[Any]:
             accounts,
             and_(accounts.c.member_id == members.c.id, accounts.c.program_id == programs.c.id),
         )
-        .where(programs.c.id == program_id, members.c.deleted_at.is_(None))
+        .where(
+            programs.c.id == program_id,
+            members.c.deleted_at.is_(None),
+            members.c.merged_into_id.is_(None),
+        )
     )
 
 

@@ -10,11 +10,13 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
+from msgspec import UNSET, UnsetType
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.engine import in_transaction
 from loyalty.db.tables import accounts, members, programs
+from loyalty.domain.adjustments import DEFAULT_APPROVAL_THRESHOLD, limits_in_force
 from loyalty.domain.card_style import CardStyle, CardStyleError
 from loyalty.domain.earning import Rounding
 from loyalty.domain.errors import DomainError, ErrorCode
@@ -171,18 +173,22 @@ class Programs:
 
     async def update_program(
         self, staff: Staff, program_id: int, changes: ProgramChanges
-    ) -> ProgramView:
-        """Change a program's names, descriptions, point value, rounding or hold timeout
-        (audited). Currency, time zone and expiry stay: points already issued depend on them."""
+    ) -> ManagedProgramView:
+        """Change a program's names, descriptions, point value, rounding, hold timeout or
+        adjustment policy (audited). Currency, time zone and expiry stay: points already issued
+        depend on them."""
 
-        async def work(conn: AsyncConnection) -> ProgramView:
+        async def work(conn: AsyncConnection) -> ManagedProgramView:
             now = self._executor.now()
-            before = await program_by_id(conn, staff.caller, program_id, for_update=True)
+            before = await managed_program_by_id(conn, staff.caller, program_id, for_update=True)
             values = {
                 name: value
                 for name, value in msgspec.structs.asdict(changes).items()
-                if value is not None
+                if value is not None and value is not UNSET
             }
+            if changes.adjustment_limits is not UNSET:
+                # null is a value here: back to the defaults.
+                values["adjustment_limits"] = changes.adjustment_limits
             merged = ProgramSettings(
                 **{
                     field: values.get(field, getattr(before, field))
@@ -201,7 +207,7 @@ class Programs:
                     .where(programs.c.id == program_id)
                     .values(**values, updated_at=now)
                 )
-            after = await program_by_id(conn, staff.caller, program_id)
+            after = await managed_program_by_id(conn, staff.caller, program_id)
             await record_change(
                 conn,
                 staff,
@@ -216,6 +222,25 @@ class Programs:
             return after
 
         return await in_transaction(self._executor.engine, work)
+
+    async def managed_programs(self, caller: Caller) -> list[ManagedProgramView]:
+        """The merchant's programs as their managers see them."""
+
+        async def work(conn: AsyncConnection) -> list[ManagedProgramView]:
+            rows = await conn.execute(
+                select(programs)
+                .where(programs.c.merchant_id == caller.merchant_id)
+                .order_by(programs.c.id)
+            )
+            return [managed_program_view(row) for row in rows]
+
+        return await in_transaction(self._executor.engine, work, read_only=True)
+
+    async def managed_program(self, caller: Caller, program_id: int) -> ManagedProgramView:
+        async def work(conn: AsyncConnection) -> ManagedProgramView:
+            return await managed_program_by_id(conn, caller, program_id)
+
+        return await in_transaction(self._executor.engine, work, read_only=True)
 
     async def set_segments(
         self, staff: Staff, program_id: int, member_id: int, segments: list[str]
@@ -313,6 +338,31 @@ class ProgramChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     card_background: HexColour | None = None
     card_foreground: HexColour | None = None
     card_accent: HexColour | None = None
+    #: Manual adjustments of more points than this (either sign) wait for a second staff
+    #: member's approval (0: all of them).
+    adjustment_approval_threshold: Annotated[int, msgspec.Meta(ge=0, le=10**12)] | None = None
+    #: The most points one adjustment of each role may move (null for a role: no limit; a
+    #: role left out may not adjust). Send null to go back to the defaults.
+    adjustment_limits: AdjustmentLimits | UnsetType | None = UNSET
+
+
+AdjustmentLimits = Annotated[
+    dict[
+        Literal["owner", "program_manager", "support"],
+        Annotated[int, msgspec.Meta(ge=0, le=10**12)] | None,
+    ],
+    msgspec.Meta(examples=[{"owner": None, "support": 10_000, "program_manager": 2_000}]),
+]
+
+
+class ManagedProgramView(ProgramView, frozen=True, kw_only=True):
+    """A program as its managers see it: with the manual-adjustment policy."""
+
+    adjustment_approval_threshold: int = DEFAULT_APPROVAL_THRESHOLD
+    #: The program's own table (None: the defaults apply).
+    adjustment_limits: dict[str, int | None] | None = None
+    #: The table that applies (the program's own or the defaults).
+    adjustment_limits_in_force: dict[str, int | None] = {}
 
 
 def _check_card_colours(before: ProgramView, values: dict[str, Any]) -> None:
@@ -373,6 +423,29 @@ def _policy(kind: str, value: int, timezone: str) -> ExpiryPolicy:
         return ExpiryPolicy(ExpiryKind(kind), value, timezone)
     except ValueError as error:
         raise DomainError(ErrorCode.VALIDATION_FAILED, str(error)) from None
+
+
+async def managed_program_by_id(
+    conn: AsyncConnection, caller: Caller, program_id: int, *, for_update: bool = False
+) -> ManagedProgramView:
+    query = select(programs).where(
+        programs.c.id == program_id, programs.c.merchant_id == caller.merchant_id
+    )
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise DomainError(ErrorCode.PROGRAM_NOT_FOUND, "no such program", program_id=program_id)
+    return managed_program_view(row)
+
+
+def managed_program_view(row: Any) -> ManagedProgramView:
+    return ManagedProgramView(
+        **msgspec.structs.asdict(program_view(row)),
+        adjustment_approval_threshold=row.adjustment_approval_threshold,
+        adjustment_limits=row.adjustment_limits,
+        adjustment_limits_in_force=limits_in_force(row.adjustment_limits),
+    )
 
 
 def program_view(row: Any) -> ProgramView:

@@ -81,9 +81,12 @@ def test_the_front_page_links_the_wallets_and_the_outbox(stack: Stack) -> None:
     front = stack.client.get("/")
     assert f'href="/wallet/{pid}"' in front.text
     assert 'href="/admin/outbox"' in front.text
+    # The outbox is the owner's: without a staff session the link leads to the sign-in page.
     outbox = stack.client.get("/admin/outbox", headers={"Accept-Language": "en"})
     assert outbox.status_code == 200
-    assert "Mail outbox" in outbox.text
+    assert outbox.url.path == "/admin/login"
+    assert outbox.url.params["next"] == "/admin/outbox"
+    assert "Staff sign-in" in outbox.text
     assert "script-src 'self'" in outbox.headers["content-security-policy"]
 
 
