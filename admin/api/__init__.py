@@ -32,6 +32,7 @@ from loyalty.app.dependencies import (
 )
 
 from .adjustments import AdjustmentController, MerchantAdjustmentController
+from .analytics import AnalyticsController
 from .audit import AuditLogController
 from .auth import READERS, provide_staff, requires_role, staff_guard
 from .members import ManagedMemberController, MemberSupportController
@@ -42,6 +43,7 @@ from .rule_sets import RuleSetController
 from .staff import LoginController, SessionController, StaffController
 from .terminals import TerminalAdminController
 from .vendor_connections import VendorConnectionController
+from .webhooks import WebhookController
 
 ADMIN_API_PREFIX = "/api/v1/admin"
 #: The OpenAPI security scheme of staff session tokens (declared in loyalty.app.factory).
@@ -59,6 +61,7 @@ def admin_router() -> Router:
         route_handlers=[
             StaffController,
             AuditLogController,
+            AnalyticsController,
             RewardAdminController,
             ManagedProgramController,
             RuleSetController,
@@ -69,6 +72,7 @@ def admin_router() -> Router:
             TerminalAdminController,
             OutboxController,
             VendorConnectionController,
+            WebhookController,
         ],
         guards=[requires_role(*READERS)],
     )

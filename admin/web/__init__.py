@@ -24,6 +24,7 @@ from loyalty.app.dependencies import (
 from loyalty.app.settings import Settings
 from loyalty.domain.errors import DomainError
 
+from .analytics import ANALYTICS_PAGES
 from .members import MEMBER_PAGES
 from .operations import OPERATION_PAGES
 from .program_pages import PROGRAM_PAGES
@@ -37,6 +38,7 @@ from .shell import (
     provide_page_staff,
     sign_in_redirect,
 )
+from .webhooks import WEBHOOK_PAGES
 
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 TEMPLATE_DIR: Final = Path(__file__).resolve().parent / "templates"
@@ -54,9 +56,11 @@ def admin_pages_router() -> Router:
         path="/",
         route_handlers=[
             *SESSION_HANDLERS,
+            *ANALYTICS_PAGES,
             *OPERATION_PAGES,
             *PROGRAM_PAGES,
             *MEMBER_PAGES,
+            *WEBHOOK_PAGES,
             create_static_files_router(
                 path=STATIC_PATH, directories=[STATIC_DIR], include_in_schema=False
             ),

@@ -311,3 +311,20 @@ def list_staff(merchant_id: int) -> None:
             f"{user.staff_id:>5}  {user.email:<32}  {user.role:<15}  {state:<8}  "
             f"{user.display_name}  (last login: {last_login})"
         )
+
+
+@main.group()
+def webhooks() -> None:
+    """Outgoing webhooks (the app sends them by itself; these commands are for operators)."""
+
+
+@webhooks.command("deliver")
+def deliver_webhooks() -> None:
+    """One pass: queue the events found since the last pass, send the deliveries that are due."""
+    from loyalty.services.secret_box import SecretBox
+    from loyalty.services.webhook_dispatch import WebhookDispatcher
+
+    settings = _settings()
+    box = SecretBox(settings.secret_key.encode())
+    result = _with_engine(settings, lambda engine: WebhookDispatcher(engine, box).run_once())
+    click.echo(str(result))

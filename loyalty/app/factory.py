@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from functools import partial
 from importlib.resources import files
@@ -20,6 +21,7 @@ from litestar.config.app import AppConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins import InitPluginProtocol
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.stores.memory import MemoryStore
@@ -57,6 +59,12 @@ from loyalty.services.tier_status import recalc_tiers
 from loyalty.services.tiers import Tiers
 from loyalty.services.vendor_connections import VendorConnections
 from loyalty.services.vendor_messages import VendorMessages
+from loyalty.services.webhook_dispatch import (
+    WEBHOOK_INTERVAL_SECONDS,
+    WEBHOOK_STOP_SECONDS,
+    WebhookDispatcher,
+)
+from loyalty.services.webhooks import Webhooks
 from pos_adapter.api import pos_router
 from pos_adapter.cashier import cashier_router
 from pos_adapter.vendor_routes import vendor_router
@@ -128,26 +136,56 @@ def create_app(
         app.state.referrals = Referrals(engine, clock=clock)
         app.state.feedback = Feedback(engine, clock=clock)
         app.state.member_privacy = MemberPrivacy(engine, clock=clock)
+        webhook_box = SecretBox(settings.secret_key.encode())
+        app.state.webhook_dispatcher = WebhookDispatcher(engine, webhook_box, clock=clock)
+        app.state.webhooks = Webhooks(
+            engine,
+            webhook_box,
+            app.state.webhook_dispatcher,
+            production=settings.environment == "production",
+            clock=clock,
+        )
         app.state.pos = PointOfSale(
             ledger, app.state.orders, app.state.rewards, settings.secret_key.encode()
         )
         # Wallets that are open hear of their member's new balance (wallet/live.py).
         stop_announcing = listen(engine, partial(publish_balances, channels))
-        sweeper = None
-        if settings.sweep_interval_seconds > 0:
-            sweeper = asyncio.create_task(_sweep_forever(app, settings.sweep_interval_seconds))
         try:
             yield
         finally:
             stop_announcing()
-            if sweeper is not None:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
             if redis_client is not None:
                 await redis_client.aclose()
             # The SQLAlchemy plugin disposes only the first app's engine of a process.
             await engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def background_work(app: Litestar) -> AsyncIterator[None]:
+        """The timers: the sweep, and webhook delivery on its own task and a shorter beat (a
+        slow receiver must not hold up the sweep, and the first retry, after 30 s, needs a finer
+        beat than the sweep's minute). Entered after every other lifespan, the database
+        plugin's included (``_LastLifespan``), so left first: work under way finishes while the
+        engine is still open (a task cancelled inside a transaction, or still running when the
+        engine is disposed, leaves its connection to the garbage collector)."""
+        tasks: list[asyncio.Task[None]] = []
+        stop = asyncio.Event()
+        interval = settings.sweep_interval_seconds
+        if interval > 0:
+            tasks.append(asyncio.create_task(_sweep_forever(app, interval, stop)))
+            webhook_interval = min(WEBHOOK_INTERVAL_SECONDS, interval)
+            tasks.append(
+                asyncio.create_task(_deliver_webhooks_forever(app, webhook_interval, stop))
+            )
+        try:
+            yield
+        finally:
+            stop.set()
+            if tasks:
+                await asyncio.wait(tasks, timeout=WEBHOOK_STOP_SECONDS)
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def settings_on_app(app_config: AppConfig) -> AppConfig:
         app_config.state.update(settings=settings, engine=engine, redis=redis_client)
@@ -196,6 +234,7 @@ def create_app(
                     session_dependency_key="db_session",
                 )
             ),
+            _LastLifespan(background_work),
         ],
         lifespan=[lifespan, apple_pass_updates],  # Apple Wallet passes kept up to date
         on_app_init=[settings_on_app],
@@ -249,12 +288,35 @@ def create_app(
     )
 
 
-async def _sweep_forever(app: Litestar, interval: float) -> None:
+class _LastLifespan(InitPluginProtocol):
+    """Adds a lifespan after every other, the database plugin's included: entered last, left
+    first. The database plugin adds the plugin that adds its lifespan only while it is being
+    initialised, and Litestar initialises such added plugins after the listed ones; so this one
+    adds itself as such a late plugin too, and only that adds the lifespan."""
+
+    def __init__(
+        self,
+        manager: Callable[[Litestar], AbstractAsyncContextManager[None]],
+        *,
+        late: bool = False,
+    ) -> None:
+        self._manager = manager
+        self._late = late
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        if self._late:
+            app_config.lifespan.append(self._manager)
+        else:
+            app_config.plugins.append(_LastLifespan(self._manager, late=True))
+        return app_config
+
+
+async def _sweep_forever(app: Litestar, interval: float, stop: asyncio.Event) -> None:
     """Release stale holds, expire due points and apply due tier reviews on a timer, so that no
     deployment needs a cron job for them. Safe in several processes at once: each job locks what
-    it changes and a second run finds nothing left to do."""
-    while True:
-        await asyncio.sleep(interval)
+    it changes and a second run finds nothing left to do. Ends between runs once ``stop`` is
+    set."""
+    while not await _stopped_within(stop, interval):
         try:
             swept = await run_expiry_sweep(app.state.engine)
             if swept.accounts:
@@ -266,3 +328,24 @@ async def _sweep_forever(app: Litestar, interval: float) -> None:
             await app.state.outbox.deliver_pending()
         except Exception:
             log.exception("background sweep failed; retrying in %.0f s", interval)
+
+
+async def _deliver_webhooks_forever(app: Litestar, interval: float, stop: asyncio.Event) -> None:
+    """Queue the events found since the last beat and send the webhook deliveries that are
+    due (loyalty.services.webhook_dispatch): off every request's path, safe in several
+    processes at once (they share the work through row locks). Ends between passes once
+    ``stop`` is set."""
+    while not await _stopped_within(stop, interval):
+        try:
+            result = await app.state.webhook_dispatcher.run_once()
+            if result.found.queued or result.sent.attempted:
+                log.info("%s", result)
+        except Exception:
+            log.exception("webhook delivery failed; retrying in %.0f s", interval)
+
+
+async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds``; True as soon as ``stop`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
