@@ -35,6 +35,7 @@ from .adjustments import AdjustmentController, MerchantAdjustmentController
 from .analytics import AnalyticsController
 from .audit import AuditLogController
 from .auth import READERS, provide_staff, requires_role, staff_guard
+from .imports import ImportController
 from .members import ManagedMemberController, MemberSupportController
 from .outbox import OutboxController
 from .programs import ManagedProgramController
@@ -73,6 +74,7 @@ def admin_router() -> Router:
             OutboxController,
             VendorConnectionController,
             WebhookController,
+            ImportController,
         ],
         guards=[requires_role(*READERS)],
     )

@@ -25,6 +25,7 @@ from loyalty.app.settings import Settings
 from loyalty.domain.errors import DomainError
 
 from .analytics import ANALYTICS_PAGES
+from .imports import IMPORT_PAGES
 from .members import MEMBER_PAGES
 from .operations import OPERATION_PAGES
 from .program_pages import PROGRAM_PAGES
@@ -60,6 +61,7 @@ def admin_pages_router() -> Router:
             *OPERATION_PAGES,
             *PROGRAM_PAGES,
             *MEMBER_PAGES,
+            *IMPORT_PAGES,
             *WEBHOOK_PAGES,
             create_static_files_router(
                 path=STATIC_PATH, directories=[STATIC_DIR], include_in_schema=False

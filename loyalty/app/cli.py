@@ -1,5 +1,5 @@
 """The ``loyalty`` command line: serve, migrate, seed demo data, verify and expire the ledger,
-create and list staff users.
+create and list staff users, import members and transactions from CSV files.
 
 Every command reads its configuration from the environment (:class:`Settings.from_env`); the
 service modules are imported inside the commands so that ``loyalty --help`` stays fast and a
@@ -328,3 +328,153 @@ def deliver_webhooks() -> None:
     box = SecretBox(settings.secret_key.encode())
     result = _with_engine(settings, lambda engine: WebhookDispatcher(engine, box).run_once())
     click.echo(str(result))
+
+
+@contextmanager
+def _phase_progress(filename: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar per phase of an import, driven by ``(phase, done, total)``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TimeElapsedColumn
+
+    descriptions = {
+        "check": f"checking {filename}",
+        "import": "importing rows",
+        "tiers": "evaluating tiers",
+    }
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        TaskProgressColumn(),
+        "{task.fields[count]}",
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(descriptions.get(phase, phase), count="")
+            count = "" if phase == "check" else f"{done}/{total}"
+            progress.update(tasks[phase], completed=done, total=total, count=count)
+
+        yield update
+
+
+def _run_import(
+    kind: str,
+    file: Path,
+    program_id: int,
+    merchant_id: int | None,
+    skip_bad_lines: bool,
+    dry_run: bool,
+) -> None:
+    from loyalty.domain.csv_rows import ImportKind
+    from loyalty.domain.errors import DomainError
+    from loyalty.services.imports import Imports
+
+    settings = _settings()
+    try:
+        with _phase_progress(file.name) as progress:
+            outcome = _with_engine(
+                settings,
+                lambda engine: Imports(engine).import_file(
+                    file,
+                    kind=ImportKind(kind),
+                    program_id=program_id,
+                    filename=file.name,
+                    merchant_id=merchant_id,
+                    skip_bad_lines=skip_bad_lines,
+                    dry_run=dry_run,
+                    progress=progress,
+                ),
+            )
+    except DomainError as error:
+        raise click.ClickException(f"{error.code}: {error.detail}") from None
+    run = outcome.run
+    label = "dry run" if run.dry_run else f"import {run.run_id}"
+    click.echo(
+        f"{label} of {file.name} ({kind}): {run.status}; {run.rows_total} rows, "
+        f"{run.rows_imported} imported, {run.rows_already_present} already present, "
+        f"{run.rows_invalid} invalid"
+    )
+    timings = ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in outcome.seconds.items())
+    click.echo(f"time: {timings}")
+    if outcome.lots_expired:
+        click.echo(
+            f"{outcome.lots_expired} lots had expired before the import: expired at once, "
+            "dated at their expiry"
+        )
+    for problem in run.problems:
+        click.echo(f"line {problem.line}: {problem.message} [{problem.code}]")
+    if run.rows_invalid > len(run.problems):
+        click.echo(f"... and more: {run.rows_invalid} invalid lines in all")
+    if run.status == "rejected":
+        click.echo(
+            "nothing was imported: correct these lines, or import the others with --skip-bad-lines",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
+    if run.status == "failed":
+        click.echo("the import failed; run it again to import the rest", err=True)
+        raise click.exceptions.Exit(1)
+
+
+def _import_options(command: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(
+        (
+            click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+            click.option("--program-id", type=click.IntRange(min=1), required=True),
+            click.option(
+                "--merchant-id",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Refuse the import unless the program belongs to this merchant.",
+            ),
+            click.option(
+                "--skip-bad-lines",
+                is_flag=True,
+                help="Import the good lines of a file that has bad ones (they are reported).",
+            ),
+            click.option("--dry-run", is_flag=True, help="Check the file only; import nothing."),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+@main.group("import")
+def import_group() -> None:
+    """CSV imports of members and historical transactions (docs/IMPORT.md).
+
+    The whole file is checked first; a file with bad lines imports nothing unless
+    --skip-bad-lines is given. Running an import again imports nothing twice.
+    """
+
+
+@import_group.command("members")
+@_import_options
+def import_members(
+    file: Path,
+    program_id: int,
+    merchant_id: int | None,
+    skip_bad_lines: bool,
+    dry_run: bool,
+) -> None:
+    """Import members (external_id, display_name, email, phone, card_number, locale,
+    joined_at, marketing_consent, marketing_consent_at, opening_points) into a program."""
+    _run_import("members", file, program_id, merchant_id, skip_bad_lines, dry_run)
+
+
+@import_group.command("transactions")
+@_import_options
+def import_transactions(
+    file: Path,
+    program_id: int,
+    merchant_id: int | None,
+    skip_bad_lines: bool,
+    dry_run: bool,
+) -> None:
+    """Import historical sales (reference, occurred_at, member, total, currency, points);
+    sales without a member count as non-member sales."""
+    _run_import("transactions", file, program_id, merchant_id, skip_bad_lines, dry_run)

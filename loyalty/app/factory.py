@@ -39,6 +39,7 @@ from loyalty.db.engine import create_engine
 from loyalty.services.context import utc_now
 from loyalty.services.expiry import run_expiry_sweep
 from loyalty.services.feedback import Feedback
+from loyalty.services.imports import Imports
 from loyalty.services.ledger import Ledger
 from loyalty.services.member_cards import forget_used_codes
 from loyalty.services.member_enrollment import Enrollment
@@ -121,6 +122,7 @@ def create_app(
                 clock=clock,
             ),
             vendor_messages=VendorMessages(engine, clock=clock),
+            imports=Imports(engine, clock=clock),
             outbox=Outbox(
                 engine,
                 SmtpServer.from_url(settings.smtp_url, settings.mail_from)
