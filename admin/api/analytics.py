@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
 from loyalty.app.api.params import ProgramId
@@ -100,12 +100,46 @@ def _analytics(request: Request[Any, Any, Any]) -> Analytics:
     return Analytics(request.app.state.engine, request.app.state.ledger.clock)
 
 
-def _query(
-    first: date | None, last: date | None, bucket: BucketSize | None, lapse: int, lookback: int
+SegmentFilter = Annotated[
+    Segment | None, QueryParameter(required=False, description="Only this segment")
+]
+
+
+def _full_period(
+    first: First = None,
+    to: Last = None,
+    bucket: Bucket = None,
+    lapse_days: LapseDays = a.DEFAULT_LAPSE_DAYS,
+    lookback_days: LookbackDays = a.DEFAULT_LOOKBACK_DAYS,
 ) -> AnalyticsQuery:
+    """The period and every setting: the figures and their series."""
     return AnalyticsQuery(
-        first=first, last=last, bucket=bucket, lapse_days=lapse, lookback_days=lookback
+        first=first, last=to, bucket=bucket, lapse_days=lapse_days, lookback_days=lookback_days
     )
+
+
+def _lookback_period(
+    first: First = None, to: Last = None, lookback_days: LookbackDays = a.DEFAULT_LOOKBACK_DAYS
+) -> AnalyticsQuery:
+    """The period and the lookback window: RFM and the at-risk list."""
+    return _full_period(first, to, None, a.DEFAULT_LAPSE_DAYS, lookback_days)
+
+
+def _comments_period(first: First = None, to: Last = None) -> AnalyticsQuery:
+    """Only the period: the Net Promoter comments."""
+    return _full_period(first, to, None, a.DEFAULT_LAPSE_DAYS, 365)
+
+
+#: Each handler takes its query parameters through one of these as ``window``.
+_FULL = {"window": Provide(_full_period, sync_to_thread=False)}
+_LOOKBACK = {"window": Provide(_lookback_period, sync_to_thread=False)}
+_COMMENTS = {"window": Provide(_comments_period, sync_to_thread=False)}
+
+
+async def _report(
+    request: Request[Any, Any, Any], staff: Staff, program_id: int, window: AnalyticsQuery
+) -> ProgramAnalytics:
+    return await _analytics(request).report(staff.merchant_id, program_id, window)
 
 
 class AnalyticsController(Controller):
@@ -117,6 +151,7 @@ class AnalyticsController(Controller):
     @get(
         "/analytics",
         responses=_PROBLEMS,
+        dependencies=_FULL,
         summary="The program's figures over a period, with time series",
         description="Members, customers, retention and churn, purchases, lifetime value, "
         "points and liability, tiers, Net Promoter Score, referrals, RFM segments and the "
@@ -127,21 +162,14 @@ class AnalyticsController(Controller):
         request: Request[Any, Any, Any],
         staff: NamedDependency[Staff],
         program_id: ProgramId,
-        first: First = None,
-        to: Last = None,
-        bucket: Bucket = None,
-        lapse_days: LapseDays = a.DEFAULT_LAPSE_DAYS,
-        lookback_days: LookbackDays = a.DEFAULT_LOOKBACK_DAYS,
+        window: NamedDependency[AnalyticsQuery],
     ) -> ProgramAnalytics:
-        return await _analytics(request).report(
-            staff.merchant_id,
-            program_id,
-            _query(first, to, bucket, lapse_days, lookback_days),
-        )
+        return await _report(request, staff, program_id, window)
 
     @get(
         "/analytics.csv",
         responses=_PROBLEMS,
+        dependencies=_FULL,
         media_type=CSV_MEDIA_TYPE,
         summary="The program's figures as CSV: one figure,value row each",
         description="The JSON's figures flattened to dotted names (members.at_start, "
@@ -153,17 +181,9 @@ class AnalyticsController(Controller):
         request: Request[Any, Any, Any],
         staff: NamedDependency[Staff],
         program_id: ProgramId,
-        first: First = None,
-        to: Last = None,
-        bucket: Bucket = None,
-        lapse_days: LapseDays = a.DEFAULT_LAPSE_DAYS,
-        lookback_days: LookbackDays = a.DEFAULT_LOOKBACK_DAYS,
+        window: NamedDependency[AnalyticsQuery],
     ) -> Response[bytes]:
-        report = await _analytics(request).report(
-            staff.merchant_id,
-            program_id,
-            _query(first, to, bucket, lapse_days, lookback_days),
-        )
+        report = await _report(request, staff, program_id, window)
         period = report.period
         return download(
             csv_bytes(["figure", "value"], figure_rows(report)),
@@ -173,6 +193,7 @@ class AnalyticsController(Controller):
     @get(
         "/analytics/series.csv",
         responses=_PROBLEMS,
+        dependencies=_FULL,
         media_type=CSV_MEDIA_TYPE,
         summary="The time series as CSV: one row per bucket",
         description="Members at each bucket's end, new and active members, points issued, "
@@ -183,17 +204,9 @@ class AnalyticsController(Controller):
         request: Request[Any, Any, Any],
         staff: NamedDependency[Staff],
         program_id: ProgramId,
-        first: First = None,
-        to: Last = None,
-        bucket: Bucket = None,
-        lapse_days: LapseDays = a.DEFAULT_LAPSE_DAYS,
-        lookback_days: LookbackDays = a.DEFAULT_LOOKBACK_DAYS,
+        window: NamedDependency[AnalyticsQuery],
     ) -> Response[bytes]:
-        report = await _analytics(request).report(
-            staff.merchant_id,
-            program_id,
-            _query(first, to, bucket, lapse_days, lookback_days),
-        )
+        report = await _report(request, staff, program_id, window)
         period = report.period
         return download(
             csv_bytes(list(SeriesPoint.__struct_fields__), _rows(report.series)),
@@ -203,6 +216,7 @@ class AnalyticsController(Controller):
     @get(
         "/analytics/comments.csv",
         responses=_PROBLEMS,
+        dependencies=_COMMENTS,
         media_type=CSV_MEDIA_TYPE,
         summary="Every Net Promoter comment of the period as CSV, newest first",
         description="The JSON report carries the newest 50." + _ROLES,
@@ -212,12 +226,9 @@ class AnalyticsController(Controller):
         request: Request[Any, Any, Any],
         staff: NamedDependency[Staff],
         program_id: ProgramId,
-        first: First = None,
-        to: Last = None,
+        window: NamedDependency[AnalyticsQuery],
     ) -> Response[bytes]:
-        period, comments = await _analytics(request).comments(
-            staff.merchant_id, program_id, _query(first, to, None, a.DEFAULT_LAPSE_DAYS, 365)
-        )
+        period, comments = await _analytics(request).comments(staff.merchant_id, program_id, window)
         return download(
             csv_bytes(["at", "score", "comment"], _rows(comments)),
             f"nps-comments-{program_id}-{period.first}-{period.last}.csv",
@@ -226,6 +237,7 @@ class AnalyticsController(Controller):
     @get(
         "/analytics/rfm",
         responses=_PROBLEMS,
+        dependencies=_LOOKBACK,
         summary="RFM scores and segment of each buying member, best first (pages)",
         description="Recency, frequency and monetary value scored 1-5 by quintile among the "
         "members with a purchase in the lookback window before the period's end, and the "
@@ -236,19 +248,15 @@ class AnalyticsController(Controller):
         request: Request[Any, Any, Any],
         staff: NamedDependency[Staff],
         program_id: ProgramId,
-        first: First = None,
-        to: Last = None,
-        lookback_days: LookbackDays = a.DEFAULT_LOOKBACK_DAYS,
-        segment: Annotated[
-            Segment | None, QueryParameter(required=False, description="Only this segment")
-        ] = None,
+        window: NamedDependency[AnalyticsQuery],
+        segment: SegmentFilter = None,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         offset: Annotated[int, QueryParameter(ge=0, le=10_000_000)] = 0,
     ) -> RfmReport:
         return await _analytics(request).rfm(
             staff.merchant_id,
             program_id,
-            _query(first, to, None, a.DEFAULT_LAPSE_DAYS, lookback_days),
+            window,
             segment=segment,
             limit=limit,
             offset=offset,
@@ -257,6 +265,7 @@ class AnalyticsController(Controller):
     @get(
         "/analytics/rfm.csv",
         responses=_PROBLEMS,
+        dependencies=_LOOKBACK,
         media_type=CSV_MEDIA_TYPE,
         summary="Every buying member's RFM scores and segment as CSV",
         description="All members (or those of one segment), best first." + _ROLES,
@@ -266,17 +275,13 @@ class AnalyticsController(Controller):
         request: Request[Any, Any, Any],
         staff: NamedDependency[Staff],
         program_id: ProgramId,
-        first: First = None,
-        to: Last = None,
-        lookback_days: LookbackDays = a.DEFAULT_LOOKBACK_DAYS,
-        segment: Annotated[
-            Segment | None, QueryParameter(required=False, description="Only this segment")
-        ] = None,
+        window: NamedDependency[AnalyticsQuery],
+        segment: SegmentFilter = None,
     ) -> Response[bytes]:
         report = await _analytics(request).rfm(
             staff.merchant_id,
             program_id,
-            _query(first, to, None, a.DEFAULT_LAPSE_DAYS, lookback_days),
+            window,
             segment=segment,
         )
         suffix = f"-{segment}" if segment else ""
@@ -288,6 +293,7 @@ class AnalyticsController(Controller):
     @get(
         "/analytics/at-risk",
         responses=_PROBLEMS,
+        dependencies=_LOOKBACK,
         summary="Members overdue by their own habit, most valuable first",
         description="At least 3 purchases in the lookback window, and the time since the last "
         "one more than twice the median interval between them and at least 14 days; erased "
@@ -298,19 +304,18 @@ class AnalyticsController(Controller):
         request: Request[Any, Any, Any],
         staff: NamedDependency[Staff],
         program_id: ProgramId,
-        first: First = None,
-        to: Last = None,
-        lookback_days: LookbackDays = a.DEFAULT_LOOKBACK_DAYS,
+        window: NamedDependency[AnalyticsQuery],
     ) -> AtRiskReport:
         return await _analytics(request).at_risk(
             staff.merchant_id,
             program_id,
-            _query(first, to, None, a.DEFAULT_LAPSE_DAYS, lookback_days),
+            window,
         )
 
     @get(
         "/analytics/at-risk.csv",
         responses=_PROBLEMS,
+        dependencies=_LOOKBACK,
         media_type=CSV_MEDIA_TYPE,
         summary="The at-risk list as CSV, for a win-back campaign",
         description="With each member's email and whether their latest marketing consent is "
@@ -321,14 +326,12 @@ class AnalyticsController(Controller):
         request: Request[Any, Any, Any],
         staff: NamedDependency[Staff],
         program_id: ProgramId,
-        first: First = None,
-        to: Last = None,
-        lookback_days: LookbackDays = a.DEFAULT_LOOKBACK_DAYS,
+        window: NamedDependency[AnalyticsQuery],
     ) -> Response[bytes]:
         report = await _analytics(request).at_risk(
             staff.merchant_id,
             program_id,
-            _query(first, to, None, a.DEFAULT_LAPSE_DAYS, lookback_days),
+            window,
         )
         return download(
             csv_bytes(list(AtRiskMember.__struct_fields__), _rows(report.members)),

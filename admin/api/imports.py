@@ -20,7 +20,7 @@ from typing import IO, Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
@@ -89,6 +89,23 @@ _UPLOAD_DESCRIPTION = (
 )
 
 
+@dataclass(frozen=True)
+class _UploadOptions:
+    skip_bad_lines: bool
+    dry_run: bool
+    filename: str | None
+
+
+def _upload_options(
+    skip_bad_lines: SkipBadLines = False, dry_run: DryRun = False, filename: Filename = None
+) -> _UploadOptions:
+    """The query parameters both uploads take."""
+    return _UploadOptions(skip_bad_lines, dry_run, filename)
+
+
+_UPLOAD_OPTIONS = {"options": Provide(_upload_options, sync_to_thread=False)}
+
+
 @dataclass
 class _CsvUpload(Operation):
     """The OpenAPI operation of an upload: its body is the CSV file (the handler streams it
@@ -125,6 +142,7 @@ class ImportController(Controller):
         responses=_UPLOAD_RESPONSES,
         request_max_body_size=MAX_UPLOAD_BYTES + _MULTIPART_SLACK,
         operation_class=_CsvUpload,
+        dependencies=_UPLOAD_OPTIONS,
         summary="Import members from a CSV file (or check it: dry_run)",
         description=_UPLOAD_DESCRIPTION,
     )
@@ -133,19 +151,16 @@ class ImportController(Controller):
         request: Request[Any, Any, Any],
         staff: NamedDependency[Staff],
         program_id: ProgramId,
-        skip_bad_lines: SkipBadLines = False,
-        dry_run: DryRun = False,
-        filename: Filename = None,
+        options: NamedDependency[_UploadOptions],
     ) -> Response[ImportRunView]:
-        return await _upload(
-            request, staff, program_id, ImportKind.MEMBERS, skip_bad_lines, dry_run, filename
-        )
+        return await _upload(request, staff, program_id, ImportKind.MEMBERS, options)
 
     @post(
         "/transactions",
         responses=_UPLOAD_RESPONSES,
         request_max_body_size=MAX_UPLOAD_BYTES + _MULTIPART_SLACK,
         operation_class=_CsvUpload,
+        dependencies=_UPLOAD_OPTIONS,
         summary="Import historical transactions from a CSV file (or check it: dry_run)",
         description=_UPLOAD_DESCRIPTION,
     )
@@ -154,19 +169,9 @@ class ImportController(Controller):
         request: Request[Any, Any, Any],
         staff: NamedDependency[Staff],
         program_id: ProgramId,
-        skip_bad_lines: SkipBadLines = False,
-        dry_run: DryRun = False,
-        filename: Filename = None,
+        options: NamedDependency[_UploadOptions],
     ) -> Response[ImportRunView]:
-        return await _upload(
-            request,
-            staff,
-            program_id,
-            ImportKind.TRANSACTIONS,
-            skip_bad_lines,
-            dry_run,
-            filename,
-        )
+        return await _upload(request, staff, program_id, ImportKind.TRANSACTIONS, options)
 
     @get(
         "/",
@@ -207,19 +212,17 @@ async def _upload(
     staff: Staff,
     program_id: int,
     kind: ImportKind,
-    skip_bad_lines: bool,
-    dry_run: bool,
-    filename: str | None,
+    options: _UploadOptions,
 ) -> Response[ImportRunView]:
     async with _received_file(request) as (path, sent_name):
         outcome = await _imports(request).import_file(
             path,
             kind=kind,
             program_id=program_id,
-            filename=sent_name or filename or f"{kind}.csv",
+            filename=sent_name or options.filename or f"{kind}.csv",
             staff=staff,
-            skip_bad_lines=skip_bad_lines,
-            dry_run=dry_run,
+            skip_bad_lines=options.skip_bad_lines,
+            dry_run=options.dry_run,
         )
     run = outcome.run
     if run.run_id is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.tables import accounts, holds, journals, members, programs
@@ -120,20 +120,67 @@ async def hold_view(
     )
 
 
+def member_accounts(member_id: int, merchant_id: int, *more: Any) -> Select[Any]:
+    """The member's accounts in the merchant's programs, by program: balances, the program's
+    code, name and currency, and ``more`` columns."""
+    return (
+        select(
+            accounts.c.id,
+            accounts.c.program_id,
+            accounts.c.posted,
+            accounts.c.held,
+            accounts.c.created_at,
+            programs.c.code,
+            programs.c.name,
+            programs.c.currency,
+            *more,
+        )
+        .join(programs, programs.c.id == accounts.c.program_id)
+        .where(accounts.c.member_id == member_id, programs.c.merchant_id == merchant_id)
+        .order_by(accounts.c.program_id)
+    )
+
+
+def journals_with_members() -> Select[Any]:
+    """Journals with ``main_member`` (the account's member) and ``counter_member``."""
+    main, counter = accounts.alias("main"), accounts.alias("counter")
+    return (
+        select(
+            journals,
+            main.c.member_id.label("main_member"),
+            counter.c.member_id.label("counter_member"),
+        )
+        .join(main, main.c.id == journals.c.account_id)
+        .outerjoin(counter, counter.c.id == journals.c.counter_account_id)
+    )
+
+
+async def require_account_id(
+    conn: AsyncConnection, caller: Caller, program_id: int, member_id: int
+) -> int:
+    """The member's account in the caller's program, or the error explaining why not."""
+    account_id = await conn.scalar(
+        select(accounts.c.id)
+        .join(programs, programs.c.id == accounts.c.program_id)
+        .where(
+            accounts.c.program_id == program_id,
+            accounts.c.member_id == member_id,
+            programs.c.merchant_id == caller.merchant_id,
+        )
+    )
+    if account_id is None:
+        await explain_missing_account(conn, caller, program_id, member_id)
+        raise AssertionError("unreachable")
+    return int(account_id)
+
+
 async def journal_row(
     conn: AsyncConnection, caller: Caller, program_id: int, journal_id: int
 ) -> Any:
     """The journal, with ``main_member`` and ``counter_member`` ids, or journal_not_found."""
-    main, counter = accounts.alias("main"), accounts.alias("counter")
     row = (
         await conn.execute(
-            select(
-                journals,
-                main.c.member_id.label("main_member"),
-                counter.c.member_id.label("counter_member"),
-            )
-            .join(main, main.c.id == journals.c.account_id)
-            .outerjoin(counter, counter.c.id == journals.c.counter_account_id)
+            journals_with_members()
             .join(programs, programs.c.id == journals.c.program_id)
             .where(
                 journals.c.id == journal_id,

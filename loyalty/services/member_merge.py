@@ -177,7 +177,7 @@ class MemberMerges:
                 card_secret_version=members.c.card_secret_version + 1,
             )
         )
-        ended = await _end_access(conn, source.id, now)
+        ended = await end_access(conn, source.id, now)
         merge_id = await conn.scalar(
             member_merges.insert()
             .values(
@@ -302,9 +302,10 @@ async def _has_account(conn: AsyncConnection, program_id: int, member_id: int) -
     return found is not None
 
 
-async def _end_access(conn: AsyncConnection, member_id: int, at: datetime) -> dict[str, int]:
-    """What lets a person act as the source ends: sessions, sign-in codes, the invitation
-    link, wallet passes (as at erasure; the contact data stays, see the module text)."""
+async def end_access(conn: AsyncConnection, member_id: int, at: datetime) -> dict[str, int]:
+    """What lets a person act as the member ends: sessions, sign-in codes, the invitation
+    link, wallet passes (on a merge's source and on erasure; a merge keeps the contact data,
+    see the module text). The counts of sessions ended and sign-in codes burned."""
     sessions = await conn.execute(
         update(member_sessions)
         .where(member_sessions.c.member_id == member_id, member_sessions.c.revoked_at.is_(None))

@@ -89,7 +89,6 @@ from loyalty.db.tables import (
     orders,
     pass_registrations,
     pos_transactions,
-    programs,
     promotion_awards,
     qualifying_activity,
     referrals,
@@ -109,6 +108,8 @@ from . import ledger_writes as w
 from .audit import record_entry
 from .contacts import normalize_phone
 from .context import Caller, utc_now
+from .lookups import member_accounts
+from .member_merge import end_access
 from .rewards import reconcile_redemptions
 
 T = TypeVar("T")
@@ -586,23 +587,7 @@ async def _export(
     conn: AsyncConnection, member_id: int, merchant_id: int, now: datetime
 ) -> MemberExport:
     member = await _live_member(conn, member_id, merchant_id=merchant_id)
-    account_rows = (
-        await conn.execute(
-            select(
-                accounts.c.id,
-                accounts.c.program_id,
-                accounts.c.posted,
-                accounts.c.held,
-                accounts.c.created_at,
-                programs.c.code,
-                programs.c.name,
-                programs.c.currency,
-            )
-            .join(programs, programs.c.id == accounts.c.program_id)
-            .where(accounts.c.member_id == member_id, programs.c.merchant_id == merchant_id)
-            .order_by(accounts.c.program_id)
-        )
-    ).all()
+    account_rows = (await conn.execute(member_accounts(member_id, merchant_id))).all()
     program_of = {row.id: row.program_id for row in account_rows}
     ids = list(program_of)
     program_ids = [row.program_id for row in account_rows]
@@ -1159,16 +1144,9 @@ async def _erase(conn: AsyncConnection, member_id: int, merchant_id: int, at: da
             deleted_at=at,
         )
     )
-    sessions = await conn.execute(
-        update(member_sessions)
-        .where(member_sessions.c.member_id == member_id, member_sessions.c.revoked_at.is_(None))
-        .values(revoked_at=at)
-    )
-    codes = await conn.execute(
-        update(sign_in_codes)
-        .where(sign_in_codes.c.member_id == member_id, sign_in_codes.c.used_at.is_(None))
-        .values(used_at=at)
-    )
+    # Sessions, sign-in codes, the invitation link and wallet passes (devices stop receiving
+    # pass updates) end as on a merge's source.
+    ended = await end_access(conn, member_id, at)
     mails_deleted = 0
     if member.email is not None:
         mails = await conn.execute(
@@ -1181,24 +1159,20 @@ async def _erase(conn: AsyncConnection, member_id: int, merchant_id: int, at: da
     await conn.execute(
         rotating_code_uses.delete().where(rotating_code_uses.c.member_id == member_id)
     )
-    # The invitation link stops working; what the member wrote to the program goes (the score
-    # stays in the program's Net Promoter figure); devices stop receiving pass updates.
-    await conn.execute(invite_codes.delete().where(invite_codes.c.member_id == member_id))
+    # What the member wrote to the program goes (the score stays in the program's Net
+    # Promoter figure).
     await conn.execute(
         update(feedback_answers)
         .where(feedback_answers.c.member_id == member_id, feedback_answers.c.comment.is_not(None))
         .values(comment=None)
     )
-    serials = select(wallet_passes.c.serial).where(wallet_passes.c.member_id == member_id)
-    await conn.execute(pass_registrations.delete().where(pass_registrations.c.serial.in_(serials)))
-    await conn.execute(wallet_passes.delete().where(wallet_passes.c.member_id == member_id))
     erased = Erased(
         member_id=member_id,
         erased_at=at,
         points_forfeited=forfeited,
         holds_released=released,
-        sessions_ended=int(sessions.rowcount or 0),
-        sign_in_codes_burned=int(codes.rowcount or 0),
+        sessions_ended=ended["sessions_ended"],
+        sign_in_codes_burned=ended["sign_in_codes_burned"],
         mails_deleted=mails_deleted,
     )
     await record_entry(

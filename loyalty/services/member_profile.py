@@ -19,16 +19,14 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, or_, select, union_all
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loyalty.db.engine import in_transaction
 from loyalty.db.tables import (
-    accounts,
     adjustment_requests,
     audit_log,
     holds,
-    journals,
     lots,
     member_consents,
     members,
@@ -46,11 +44,11 @@ from .adjustments import AdjustmentView, view_of, view_query
 from .audit import AuditEntry
 from .context import Caller, Staff, utc_now
 from .ledger import Ledger
-from .lookups import explain_missing_account
+from .lookups import member_accounts, require_account_id
 from .member_merge import MergeView, merges_of
-from .member_search import formatted_card_number
-from .queries import decode_cursor, encode_cursor
-from .results import Balance
+from .member_search import member_identity
+from .queries import decode_cursor, history_fields, history_rows, next_cursor
+from .results import Balance, HistoryItem
 from .tiers import Tiers, TierStatusView
 
 #: How much of each list the view shows (the ledger has further pages).
@@ -107,22 +105,9 @@ class PendingHold(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: datetime
 
 
-class LedgerItem(msgspec.Struct, frozen=True, kw_only=True):
-    journal_id: int
-    kind: str
-    points: int
-    #: Change to this member's posted balance and to their held points.
-    delta: int
-    held_delta: int
-    effective_at: datetime
-    created_at: datetime
-    reverses_journal_id: int | None = None
-    hold_id: int | None = None
-    #: The other member of a transfer (either direction).
-    counter_member_id: int | None = None
-    reference: str | None = None
-    reason: str | None = None
-    #: Who made a manual operation (adjustments: the staff members).
+class LedgerItem(HistoryItem, frozen=True, kw_only=True):
+    """A :class:`HistoryItem` with, for a manual operation, who made it (the staff member)."""
+
     actor: str | None = None
 
 
@@ -233,19 +218,8 @@ class MemberProfiles:
         limit = max(1, min(limit, MAX_LEDGER_PAGE))
 
         async def work(conn: AsyncConnection) -> LedgerPage:
-            account_id = await conn.scalar(
-                select(accounts.c.id)
-                .join(programs, programs.c.id == accounts.c.program_id)
-                .where(
-                    accounts.c.program_id == program_id,
-                    accounts.c.member_id == member_id,
-                    programs.c.merchant_id == staff.merchant_id,
-                )
-            )
-            if account_id is None:
-                await explain_missing_account(conn, staff.caller, program_id, member_id)
-                raise AssertionError("unreachable")
-            return await _ledger_page(conn, int(account_id), before, limit)
+            account_id = await require_account_id(conn, staff.caller, program_id, member_id)
+            return await _ledger_page(conn, account_id, before, limit)
 
         return await in_transaction(self._engine, work, read_only=True)
 
@@ -275,21 +249,12 @@ async def _profile(conn: AsyncConnection, caller: Caller, member_id: int) -> Mem
     row = await _require_member(conn, caller, member_id)
     account_rows = (
         await conn.execute(
-            select(
-                accounts.c.id,
-                accounts.c.program_id,
-                accounts.c.posted,
-                accounts.c.held,
-                accounts.c.created_at,
-                programs.c.code,
-                programs.c.name,
-                programs.c.currency,
+            member_accounts(
+                member_id,
+                caller.merchant_id,
                 programs.c.adjustment_approval_threshold,
                 programs.c.adjustment_limits,
             )
-            .join(programs, programs.c.id == accounts.c.program_id)
-            .where(accounts.c.member_id == member_id, programs.c.merchant_id == caller.merchant_id)
-            .order_by(accounts.c.program_id)
         )
     ).all()
     sections = [await _section(conn, account, member_id) for account in account_rows]
@@ -305,20 +270,10 @@ async def _profile(conn: AsyncConnection, caller: Caller, member_id: int) -> Mem
 
 
 def _record(row: Any) -> MemberRecord:
-    erased = row.deleted_at is not None
     return MemberRecord(
-        member_id=row.id,
-        display_name=None if erased else row.display_name,
-        email=row.email,
-        phone=row.phone,
-        card_number=row.card_number,
-        card_number_formatted=formatted_card_number(row.card_number),
+        **member_identity(row),
         locale=row.locale,
-        created_at=row.created_at,
         email_verified_at=row.email_verified_at,
-        erased=erased,
-        erased_at=row.deleted_at,
-        merged_into_id=row.merged_into_id,
         segments=list(row.segments or []),
         external_ref=row.external_ref,
     )
@@ -410,52 +365,12 @@ async def _holds(conn: AsyncConnection, account_id: int) -> list[PendingHold]:
 async def _ledger_page(
     conn: AsyncConnection, account_id: int, before: int | None, limit: int
 ) -> LedgerPage:
-    # Two index range scans (the member's own journals, transfers received), merged.
-    parts = []
-    for column in (journals.c.account_id, journals.c.counter_account_id):
-        part = select(journals.c.id).where(column == account_id)
-        if before is not None:
-            part = part.where(journals.c.id < before)
-        parts.append(part.order_by(journals.c.id.desc()).limit(limit + 1))
-    ids = union_all(*(p.subquery().select() for p in parts)).subquery()
-    main, counter = accounts.alias("main"), accounts.alias("counter")
-    rows = (
-        await conn.execute(
-            select(
-                journals,
-                main.c.member_id.label("main_member"),
-                counter.c.member_id.label("counter_member"),
-            )
-            .join(main, main.c.id == journals.c.account_id)
-            .outerjoin(counter, counter.c.id == journals.c.counter_account_id)
-            .where(journals.c.id.in_(select(ids.c.id)))
-            .order_by(journals.c.id.desc())
-            .limit(limit + 1)
-        )
-    ).all()
-    items = [_ledger_item(row, account_id) for row in rows[:limit]]
-    more = len(rows) > limit
+    rows = await history_rows(conn, account_id, before, limit)
     return LedgerPage(
-        items=items, next_cursor=encode_cursor(items[-1].journal_id) if more else None
-    )
-
-
-def _ledger_item(row: Any, account_id: int) -> LedgerItem:
-    as_receiver = row.account_id != account_id
-    return LedgerItem(
-        journal_id=row.id,
-        kind=row.kind,
-        points=row.points,
-        delta=-row.delta if as_receiver else row.delta,
-        held_delta=0 if as_receiver else row.held_delta,
-        effective_at=row.effective_at,
-        created_at=row.created_at,
-        reverses_journal_id=row.reverses_id,
-        hold_id=row.hold_id,
-        counter_member_id=row.main_member if as_receiver else row.counter_member,
-        reference=row.reference,
-        reason=row.reason,
-        actor=row.actor,
+        items=[
+            LedgerItem(**history_fields(row, account_id), actor=row.actor) for row in rows[:limit]
+        ],
+        next_cursor=next_cursor(rows, limit),
     )
 
 

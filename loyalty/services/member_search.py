@@ -217,9 +217,11 @@ async def account_summaries(
     return found
 
 
-def _hit(row: Any, matched_by: list[str], summaries: dict[int, list[AccountSummary]]) -> MemberHit:
+def member_identity(row: Any) -> dict[str, Any]:
+    """A ``members`` row's fields that a search hit and a profile share (an erased member's
+    name is not shown)."""
     erased = row.deleted_at is not None
-    return MemberHit(
+    return dict(
         member_id=row.id,
         display_name=None if erased else row.display_name,
         email=row.email,
@@ -230,8 +232,12 @@ def _hit(row: Any, matched_by: list[str], summaries: dict[int, list[AccountSumma
         erased=erased,
         erased_at=row.deleted_at,
         merged_into_id=row.merged_into_id,
-        matched_by=matched_by,
-        accounts=summaries.get(row.id, []),
+    )
+
+
+def _hit(row: Any, matched_by: list[str], summaries: dict[int, list[AccountSummary]]) -> MemberHit:
+    return MemberHit(
+        **member_identity(row), matched_by=matched_by, accounts=summaries.get(row.id, [])
     )
 
 

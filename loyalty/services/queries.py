@@ -8,6 +8,7 @@ page 1 costs.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select, union_all
@@ -22,6 +23,8 @@ from .lookups import (
     explain_missing_account,
     hold_view,
     journal_row,
+    journals_with_members,
+    require_account_id,
     require_program,
     undone_so_far,
 )
@@ -103,46 +106,11 @@ class Queries:
         limit = max(1, min(limit, MAX_PAGE_SIZE))
 
         async def work(conn: AsyncConnection) -> HistoryPage:
-            account_id = await conn.scalar(
-                select(accounts.c.id)
-                .join(programs, programs.c.id == accounts.c.program_id)
-                .where(
-                    accounts.c.program_id == program_id,
-                    accounts.c.member_id == member_id,
-                    programs.c.merchant_id == caller.merchant_id,
-                )
-            )
-            if account_id is None:
-                await explain_missing_account(conn, caller, program_id, member_id)
-                raise AssertionError("unreachable")
-            # Two index range scans (as the member, as a transfer's receiver), merged.
-            parts = []
-            for column in (journals.c.account_id, journals.c.counter_account_id):
-                part = select(journals.c.id).where(column == account_id)
-                if before is not None:
-                    part = part.where(journals.c.id < before)
-                parts.append(part.order_by(journals.c.id.desc()).limit(limit + 1))
-            ids = union_all(*(p.subquery().select() for p in parts)).subquery()
-            counter = accounts.alias("counter")
-            main = accounts.alias("main")
-            rows = (
-                await conn.execute(
-                    select(
-                        journals,
-                        main.c.member_id.label("main_member"),
-                        counter.c.member_id.label("counter_member"),
-                    )
-                    .join(main, main.c.id == journals.c.account_id)
-                    .outerjoin(counter, counter.c.id == journals.c.counter_account_id)
-                    .where(journals.c.id.in_(select(ids.c.id)))
-                    .order_by(journals.c.id.desc())
-                    .limit(limit + 1)
-                )
-            ).all()
-            items = [_history_item(row, account_id) for row in rows[:limit]]
-            more = len(rows) > limit
+            account_id = await require_account_id(conn, caller, program_id, member_id)
+            rows = await history_rows(conn, account_id, before, limit)
             return HistoryPage(
-                items=items, next_cursor=encode_cursor(items[-1].journal_id) if more else None
+                items=[_history_item(row, account_id) for row in rows[:limit]],
+                next_cursor=next_cursor(rows, limit),
             )
 
         result: HistoryPage = await self._read(work)
@@ -261,9 +229,42 @@ class Queries:
         return result
 
 
-def _history_item(row: Any, account_id: int) -> HistoryItem:
+async def history_rows(
+    conn: AsyncConnection, account_id: int, before: int | None, limit: int
+) -> Sequence[Any]:
+    """Up to ``limit + 1`` of the account's journals older than ``before``, newest first.
+
+    Keyset paging by journal id; a row more than asked says another page follows. The rows
+    carry ``main_member`` and ``counter_member`` (see :func:`history_fields`).
+    """
+    # Two index range scans (as the member, as a transfer's receiver), merged.
+    parts = []
+    for column in (journals.c.account_id, journals.c.counter_account_id):
+        part = select(journals.c.id).where(column == account_id)
+        if before is not None:
+            part = part.where(journals.c.id < before)
+        parts.append(part.order_by(journals.c.id.desc()).limit(limit + 1))
+    ids = union_all(*(p.subquery().select() for p in parts)).subquery()
+    rows: Sequence[Any] = (
+        await conn.execute(
+            journals_with_members()
+            .where(journals.c.id.in_(select(ids.c.id)))
+            .order_by(journals.c.id.desc())
+            .limit(limit + 1)
+        )
+    ).all()
+    return rows
+
+
+def next_cursor(rows: Sequence[Any], limit: int) -> str | None:
+    """The cursor after a page of :func:`history_rows`; None when it was the last page."""
+    return encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+
+
+def history_fields(row: Any, account_id: int) -> dict[str, Any]:
+    """A :func:`history_rows` row as :class:`HistoryItem` fields, seen from the account."""
     as_receiver = row.account_id != account_id
-    return HistoryItem(
+    return dict(
         journal_id=row.id,
         kind=row.kind,
         points=row.points,
@@ -277,6 +278,10 @@ def _history_item(row: Any, account_id: int) -> HistoryItem:
         reference=row.reference,
         reason=row.reason,
     )
+
+
+def _history_item(row: Any, account_id: int) -> HistoryItem:
+    return HistoryItem(**history_fields(row, account_id))
 
 
 def encode_cursor(journal_id: int) -> str:
