@@ -143,3 +143,26 @@ def test_admin_home_leads_to_the_dashboard(admin: AdminStack) -> None:
 
     assert response.status_code == 303
     assert response.headers["location"] == "/admin/analytics"
+
+
+def test_a_page_about_something_unknown_is_a_page_not_problem_json(admin: AdminStack) -> None:
+    session = admin.page_session("owner")
+
+    response = session.page("/admin/programs/999999", params={"lang": "en"})
+
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Not found" in response.text
+    assert "program_not_found" in response.text
+    # The page keeps the shell: the signed-in user and the navigation.
+    assert 'href="/admin/members"' in response.text
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+def test_a_cashier_gets_the_no_access_page(admin: AdminStack) -> None:
+    session = admin.page_session("cashier")
+
+    response = session.page("/admin/programs", params={"lang": "en"})
+
+    assert response.status_code == 403
+    assert "No access" in response.text
