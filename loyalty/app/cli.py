@@ -32,6 +32,8 @@ Progress = Callable[[int, int], None]
 #: The values of ``loyalty.services.staff.StaffRole``, spelled out so that ``--help`` does not
 #: import the services (tests/admin/test_cli_staff.py keeps the two equal).
 STAFF_ROLES = ("owner", "program_manager", "support", "cashier")
+#: How long ``loyalty serve`` lets open responses finish when told to stop.
+GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
 def _settings() -> Settings:
@@ -111,8 +113,16 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Port [default: LOYALTY_PORT or 8000]")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--reload", is_flag=True, help="Restart on code changes (development only).")
-def serve(host: str | None, port: int | None, workers: int, reload: bool) -> None:
-    """Serve the HTTP API (uvicorn, app factory loyalty.app.factory:create_app)."""
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="Log a line per request (uvicorn's access log; off spares its cost under load).",
+)
+def serve(host: str | None, port: int | None, workers: int, reload: bool, access_log: bool) -> None:
+    """Serve the HTTP API (uvicorn with uvloop and httptools, app factory
+    loyalty.app.factory:create_app). Each worker is a process of its own with its own
+    connection pool (LOYALTY_DB_POOL_SIZE); run about one worker per core."""
     import uvicorn
 
     settings = _settings()
@@ -123,6 +133,15 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
         port=port if port is not None else settings.port,
         workers=None if reload else workers,
         reload=reload,
+        # uvicorn would fall back to the pure-Python loop and parser silently: ask for the fast
+        # ones (both are installed with uvicorn[standard]).
+        loop="uvloop",
+        http="httptools",
+        access_log=access_log,
+        # A wallet's live balance stream never ends by itself: without a bound a stopping
+        # worker waits for it forever. Cut, the browser reconnects (behind a load balancer, to
+        # another process).
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
 
 

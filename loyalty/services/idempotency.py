@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -190,15 +190,16 @@ class IdempotentExecutor:
         journal_id: int | None = None,
     ) -> None:
         await conn.execute(
-            idempotency_keys.insert().values(
-                client_id=client_id,
-                key=key,
-                request_hash=request_hash,
-                outcome=outcome,
-                response=response,
-                journal_id=journal_id,
-                created_at=self._clock(),
-            )
+            _STORE_KEY,
+            {
+                "client_id": client_id,
+                "key": key,
+                "request_hash": request_hash,
+                "outcome": outcome,
+                "response": response,
+                "journal_id": journal_id,
+                "created_at": self._clock(),
+            },
         )
 
     async def _store_rejection(
@@ -237,24 +238,26 @@ _NOT_STORED = frozenset(
 )
 
 
+# Built once: every write on the till's path runs these.
+_STORE_KEY = idempotency_keys.insert()
+_TRY_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("lock_id")))
+_STORED = select(
+    idempotency_keys.c.request_hash,
+    idempotency_keys.c.outcome,
+    idempotency_keys.c.response,
+).where(
+    idempotency_keys.c.client_id == bindparam("client_id"),
+    idempotency_keys.c.key == bindparam("key"),
+)
+
+
 async def _claim(conn: AsyncConnection, client_id: str, key: str) -> Any | None:
     """Take the cross-process lock for the key (PostgreSQL) and return its stored row, if any."""
     if is_postgres(conn):
-        locked = await conn.scalar(
-            select(func.pg_try_advisory_xact_lock(_advisory_lock_id(client_id, key)))
-        )
+        locked = await conn.scalar(_TRY_LOCK, {"lock_id": _advisory_lock_id(client_id, key)})
         if not locked:
             raise _in_flight()
-    row = (
-        await conn.execute(
-            select(
-                idempotency_keys.c.request_hash,
-                idempotency_keys.c.outcome,
-                idempotency_keys.c.response,
-            ).where(idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key)
-        )
-    ).first()
-    return row
+    return (await conn.execute(_STORED, {"client_id": client_id, "key": key})).first()
 
 
 def _replay(stored: Any, request_hash: str, result_type: type[R]) -> Replayable[R]:

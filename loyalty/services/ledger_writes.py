@@ -80,6 +80,21 @@ def _account(row: Any) -> Account:
     )
 
 
+# The till's statements are built once: building and cache-keying a statement on each call
+# costs more CPU than executing it (bench/ledger_writes.py).
+_LOCK_MEMBERS = (
+    select(*_ACCOUNT_COLUMNS)
+    .join(programs, programs.c.id == accounts.c.program_id)
+    .where(
+        accounts.c.program_id == bindparam("program_id"),
+        accounts.c.member_id.in_(bindparam("member_ids", expanding=True)),
+        programs.c.merchant_id == bindparam("merchant_id"),
+    )
+    .order_by(accounts.c.id)
+    .with_for_update(of=accounts)
+)
+
+
 async def lock_members(
     conn: AsyncConnection, caller: Caller, program_id: int, member_ids: Sequence[int]
 ) -> dict[int, Account]:
@@ -87,15 +102,12 @@ async def lock_members(
     members in opposite directions wait for each other instead of deadlocking)."""
     rows = (
         await conn.execute(
-            select(*_ACCOUNT_COLUMNS)
-            .join(programs, programs.c.id == accounts.c.program_id)
-            .where(
-                accounts.c.program_id == program_id,
-                accounts.c.member_id.in_(member_ids),
-                programs.c.merchant_id == caller.merchant_id,
-            )
-            .order_by(accounts.c.id)
-            .with_for_update(of=accounts)
+            _LOCK_MEMBERS,
+            {
+                "program_id": program_id,
+                "member_ids": list(member_ids),
+                "merchant_id": caller.merchant_id,
+            },
         )
     ).all()
     found = {row.member_id: _account(row) for row in rows}
@@ -168,6 +180,9 @@ async def outstanding_draws(conn: AsyncConnection, journal_id: int) -> list[Draw
     return [Draw(d.lot_id, d.points + undone.pop(d.lot_id, 0)) for d in spent]
 
 
+_INSERT_JOURNAL = journals.insert().returning(journals.c.id)
+
+
 async def insert_journal(
     conn: AsyncConnection,
     caller: Caller,
@@ -187,28 +202,30 @@ async def insert_journal(
     reference: str | None = None,
 ) -> int:
     journal_id = await conn.scalar(
-        journals.insert()
-        .values(
-            program_id=account.program_id,
-            kind=str(kind),
-            account_id=account.id,
-            counter_account_id=counter_account_id,
-            points=points,
-            delta=delta,
-            held_delta=held_delta,
-            reverses_id=reverses_id,
-            hold_id=hold_id,
-            effective_at=effective_at or at,
-            created_at=at,
-            client_id=caller.client_id,
-            actor=actor,
-            reason=reason,
-            reference=reference,
-        )
-        .returning(journals.c.id)
+        _INSERT_JOURNAL,
+        {
+            "program_id": account.program_id,
+            "kind": str(kind),
+            "account_id": account.id,
+            "counter_account_id": counter_account_id,
+            "points": points,
+            "delta": delta,
+            "held_delta": held_delta,
+            "reverses_id": reverses_id,
+            "hold_id": hold_id,
+            "effective_at": effective_at or at,
+            "created_at": at,
+            "client_id": caller.client_id,
+            "actor": actor,
+            "reason": reason,
+            "reference": reference,
+        },
     )
     assert journal_id is not None
     return int(journal_id)
+
+
+_INSERT_ENTRIES = entries.insert()
 
 
 async def insert_entries(
@@ -222,7 +239,7 @@ async def insert_entries(
     ]
     assert sum(row["amount"] for row in rows) == 0, "a journal's entries must sum to zero"
     if rows:
-        await conn.execute(entries.insert(), rows)
+        await conn.execute(_INSERT_ENTRIES, rows)
 
 
 _lot_change = (
@@ -267,6 +284,18 @@ async def change_lots(
         await conn.execute(lot_draws.insert(), records)
 
 
+_INSERT_LOT = lots.insert()
+_SAVE_ACCOUNT = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("account_id"))
+    .values(
+        posted=bindparam("new_posted"),
+        held=bindparam("new_held"),
+        version=accounts.c.version + 1,
+    )
+)
+
+
 async def insert_lot(
     conn: AsyncConnection,
     account: Account,
@@ -276,23 +305,23 @@ async def insert_lot(
     at: datetime,
 ) -> None:
     await conn.execute(
-        lots.insert().values(
-            account_id=account.id,
-            journal_id=journal_id,
-            original=points,
-            remaining=points,
-            held=0,
-            expires_at=expires_at,
-            created_at=at,
-        )
+        _INSERT_LOT,
+        {
+            "account_id": account.id,
+            "journal_id": journal_id,
+            "original": points,
+            "remaining": points,
+            "held": 0,
+            "expires_at": expires_at,
+            "created_at": at,
+        },
     )
 
 
 async def save_account(conn: AsyncConnection, account: Account) -> None:
     await conn.execute(
-        update(accounts)
-        .where(accounts.c.id == account.id)
-        .values(posted=account.posted, held=account.held, version=accounts.c.version + 1)
+        _SAVE_ACCOUNT,
+        {"account_id": account.id, "new_posted": account.posted, "new_held": account.held},
     )
     account.version += 1
     record(

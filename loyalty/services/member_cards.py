@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -52,6 +52,8 @@ class Identified:
     step: int | None = None
     #: The static card number (what a vendor that keeps an account id on its check stores).
     card_number: str | None = None
+    #: The member's segments (what earning rules may target), read with the member.
+    segments: frozenset[str] = frozenset()
 
 
 def _not_found(kind: ScanKind) -> DomainError:
@@ -60,6 +62,37 @@ def _not_found(kind: ScanKind) -> DomainError:
         "no member of this merchant has this code, card number, phone number or email",
         scan_kind=str(kind),
     )
+
+
+_IDENTIFIED_COLUMNS = (
+    members.c.id,
+    members.c.display_name,
+    members.c.card_secret_version,
+    members.c.card_number,
+    members.c.segments,
+)
+
+
+def _mine(merchant_id: Any) -> ColumnElement[bool]:
+    # An erased member (deleted_at set) is nobody: their card number, email and phone are gone
+    # already, and the member number inside a rotating code must not find them either. Nor is
+    # a member merged into another (merged_into_id set): their points are the other one's now.
+    return and_(
+        members.c.merchant_id == merchant_id,
+        members.c.deleted_at.is_(None),
+        members.c.merged_into_id.is_(None),
+    )
+
+
+# The scans a till sends all day are looked up by statements built once (see ledger_writes).
+_MEMBER_BY_NUMBER = select(*_IDENTIFIED_COLUMNS).where(
+    _mine(bindparam("merchant_id")), members.c.id == bindparam("member_number")
+)
+_MEMBER_BY_CARD = (
+    select(*_IDENTIFIED_COLUMNS)
+    .where(_mine(bindparam("merchant_id")), members.c.card_number == bindparam("card_number"))
+    .limit(2)
+)
 
 
 async def identify(
@@ -76,38 +109,32 @@ async def identify(
     ``lookback_steps``: a rotating code is also accepted if it was valid up to that many steps
     before ``at`` (earning only: redemptions take the code of the moment)."""
     scan = classify_scan(value)
-    columns = (
-        members.c.id,
-        members.c.display_name,
-        members.c.card_secret_version,
-        members.c.card_number,
-    )
-    # An erased member (deleted_at set) is nobody: their card number, email and phone are gone
-    # already, and the member number inside a rotating code must not find them either. Nor is
-    # a member merged into another (merged_into_id set): their points are the other one's now.
-    mine = and_(
-        members.c.merchant_id == caller.merchant_id,
-        members.c.deleted_at.is_(None),
-        members.c.merged_into_id.is_(None),
-    )
     row: Any
     if scan.kind is ScanKind.ROTATING_CODE:
         member_number, digits = parse_rotating_code(scan.value)
-        row = (
-            await conn.execute(select(*columns).where(mine, members.c.id == member_number))
-        ).first()
+        found = await conn.execute(
+            _MEMBER_BY_NUMBER, {"merchant_id": caller.merchant_id, "member_number": member_number}
+        )
+        row = found.first()
         if row is None:
             raise _not_found(scan.kind)
         secret = card_secret(server_key, row.id, row.card_secret_version)
         step = verify_totp(secret, digits, at, lookback=lookback_steps)
-        return Identified(row.id, row.display_name, scan.kind, step, row.card_number)
+        return Identified(
+            row.id, row.display_name, scan.kind, step, row.card_number, _segments(row)
+        )
     if scan.kind is ScanKind.CARD_NUMBER:
-        where = members.c.card_number == scan.value
-    elif scan.kind is ScanKind.EMAIL:
-        where = func.lower(members.c.email) == scan.value
+        found = await conn.execute(
+            _MEMBER_BY_CARD, {"merchant_id": caller.merchant_id, "card_number": scan.value}
+        )
     else:
-        where = members.c.phone == scan.value
-    rows = (await conn.execute(select(*columns).where(mine, where).limit(2))).all()
+        contact = func.lower(members.c.email) if scan.kind is ScanKind.EMAIL else members.c.phone
+        found = await conn.execute(
+            select(*_IDENTIFIED_COLUMNS)
+            .where(_mine(caller.merchant_id), contact == scan.value)
+            .limit(2)
+        )
+    rows = found.all()
     if not rows:
         raise _not_found(scan.kind)
     if len(rows) > 1:
@@ -117,7 +144,13 @@ async def identify(
             scan_kind=str(scan.kind),
         )
     row = rows[0]
-    return Identified(row.id, row.display_name, scan.kind, card_number=row.card_number)
+    return Identified(
+        row.id, row.display_name, scan.kind, card_number=row.card_number, segments=_segments(row)
+    )
+
+
+def _segments(row: Any) -> frozenset[str]:
+    return frozenset(row.segments or ())
 
 
 async def use_rotating_step(

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 from msgspec import Struct
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.engine import in_transaction
@@ -103,6 +103,14 @@ class OrderView(Struct, frozen=True, kw_only=True):
     journal_id: int | None
 
 
+# Every sale at a till runs these: built once (see ledger_writes).
+_ORDER_WITH_REFERENCE = select(orders.c.id).where(
+    orders.c.program_id == bindparam("program_id"), orders.c.reference == bindparam("reference")
+)
+_INSERT_ORDER = orders.insert().returning(orders.c.id)
+_INSERT_QUALIFYING = qualifying_activity.insert()
+
+
 class Orders:
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
@@ -139,8 +147,10 @@ class Orders:
         program_id: int,
         member_id: int,
         basket: BasketDocument,
+        segments: frozenset[str] | None = None,
     ) -> QuoteView:
-        """``quote`` inside the caller's transaction."""
+        """``quote`` inside the caller's transaction (``segments``: the member's, if the caller
+        has read them already)."""
         priced = basket.basket()
         account = await account_row(conn, caller, program_id, member_id)
         require_currency(basket.currency, account.currency)
@@ -156,6 +166,7 @@ class Orders:
             rules=found.rules.earning,
             at=when,
             lock_budgets=False,
+            segments=segments,
         )
         result = quote(priced, found.rules.earning, tier, when, context)
         return quote_view(result, found.version, None if tier is None else tier.code)
@@ -238,9 +249,10 @@ class Orders:
         reference: str,
         basket: BasketDocument,
         occurred_at: datetime | None,
+        segments: frozenset[str] | None = None,
     ) -> OrderResult:
         """``record`` inside the caller's transaction (the POS completes an order and captures
-        its redemptions in one)."""
+        its redemptions in one; ``segments``: the member's, if the caller has read them)."""
         priced = basket.basket()
         when = occurred_at or now
         if when > now + ALLOWED_CLOCK_SKEW:
@@ -248,9 +260,7 @@ class Orders:
         account = await self._ledger.lock_member(conn, caller, program_id, member_id, now)
         require_currency(basket.currency, account.currency)
         taken = await conn.scalar(
-            select(orders.c.id).where(
-                orders.c.program_id == program_id, orders.c.reference == reference
-            )
+            _ORDER_WITH_REFERENCE, {"program_id": program_id, "reference": reference}
         )
         if taken is not None:
             raise DomainError(
@@ -280,6 +290,7 @@ class Orders:
             rules=found.rules.earning,
             at=when,
             lock_budgets=True,
+            segments=segments,
         )
         result = quote(priced, found.rules.earning, tier, when, context)
         tier_code = None if tier is None else tier.code
@@ -298,33 +309,33 @@ class Orders:
             )
             journal_id, balance = earned.journal_id, earned.balance
         order_id = await conn.scalar(
-            orders.insert()
-            .values(
-                program_id=program_id,
-                account_id=account.id,
-                reference=reference,
-                occurred_at=when,
-                rule_set_id=found.rule_set_id,
-                tier=tier_code,
-                basket=msgspec.to_builtins(basket),
-                context=msgspec.to_builtins(context_document(context)),
-                quote=msgspec.to_builtins(view),
-                points=result.total,
-                qualifying_spend=result.qualifying_spend,
-                journal_id=journal_id,
-                created_at=now,
-            )
-            .returning(orders.c.id)
+            _INSERT_ORDER,
+            {
+                "program_id": program_id,
+                "account_id": account.id,
+                "reference": reference,
+                "occurred_at": when,
+                "rule_set_id": found.rule_set_id,
+                "tier": tier_code,
+                "basket": msgspec.to_builtins(basket),
+                "context": msgspec.to_builtins(context_document(context)),
+                "quote": msgspec.to_builtins(view),
+                "points": result.total,
+                "qualifying_spend": result.qualifying_spend,
+                "journal_id": journal_id,
+                "created_at": now,
+            },
         )
         assert order_id is not None
         await conn.execute(
-            qualifying_activity.insert().values(
-                account_id=account.id,
-                occurred_at=when,
-                points=result.total,
-                spend=result.qualifying_spend,
-                order_id=order_id,
-            )
+            _INSERT_QUALIFYING,
+            {
+                "account_id": account.id,
+                "occurred_at": when,
+                "points": result.total,
+                "spend": result.qualifying_spend,
+                "order_id": order_id,
+            },
         )
         await count_promotions(
             conn,

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from msgspec import Struct
-from sqlalchemy import ColumnElement, String, func, literal, select, update
+from sqlalchemy import ColumnElement, String, bindparam, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.engine import in_transaction
@@ -214,7 +214,8 @@ class PointOfSale:
         now = self.clock()
 
         async def work(conn: AsyncConnection) -> tuple[MemberAtTill, str | None]:
-            return await self._member_at_till(conn, till, scan, now)
+            member, who = await self._member_at_till(conn, till, scan, now)
+            return member, who.card_number
 
         return await in_transaction(self._ledger.engine, work, read_only=True)
 
@@ -223,7 +224,7 @@ class PointOfSale:
         priced = basket.basket()
 
         async def work(conn: AsyncConnection) -> Preview:
-            member, _ = await self._member_at_till(conn, till, scan, now)
+            member, who = await self._member_at_till(conn, till, scan, now)
             quote = await self._orders.quote_within(
                 conn,
                 now,
@@ -231,6 +232,7 @@ class PointOfSale:
                 program_id=till.program_id,
                 member_id=member.member_id,
                 basket=basket,
+                segments=who.segments,
             )
             return Preview(
                 member=member,
@@ -242,7 +244,7 @@ class PointOfSale:
 
     async def _member_at_till(
         self, conn: AsyncConnection, till: Terminal, scan: str, now: datetime
-    ) -> tuple[MemberAtTill, str | None]:
+    ) -> tuple[MemberAtTill, Identified]:
         who = await identify(conn, till.caller, scan, now, self._key)
         usable = await self._rewards.available_within(
             conn, now, till.caller, till.program_id, who.member_id
@@ -261,7 +263,7 @@ class PointOfSale:
                 accounts.c.member_id == who.member_id,
             ),
             rewards=usable.rewards,
-        ), who.card_number
+        ), who
 
     async def transaction(self, till: Terminal, transaction_id: str) -> TransactionView:
         async def work(conn: AsyncConnection) -> TransactionView:
@@ -421,10 +423,16 @@ class PointOfSale:
                 reference=transaction_id,
                 basket=basket,
                 occurred_at=occurred_at,
+                segments=who.segments,
             )
             balance = order.balance
             redeemed = []
-            for pending in await _pending_redemptions(conn, till.program_id, transaction_id):
+            # Rewards are redeemed at the till on an open sale: without one there are none.
+            sale = await _lock_sale(conn, till, transaction_id)
+            pending_redemptions = (
+                [] if sale is None else await _pending_redemptions(conn, till, transaction_id)
+            )
+            for pending in pending_redemptions:
                 captured = await self._rewards.finish_within(
                     conn, now, till.caller, till.program_id, pending.id, HoldStatus.CAPTURED
                 )
@@ -432,12 +440,13 @@ class PointOfSale:
                 redeemed.append(
                     RedeemedReward(captured.reward_code, captured.points, captured.discount)
                 )
-            await _claim_transaction(
+            await _save_sale(
                 conn,
                 till,
                 transaction_id,
                 who,
                 now,
+                sale,
                 status="completed",
                 order_id=order.order_id,
                 currency=basket.currency,
@@ -523,7 +532,7 @@ class PointOfSale:
             released = 0
             reversed_points = returned = 0
             balance: Balance | None = None
-            for pending in await _pending_redemptions(conn, till.program_id, transaction_id):
+            for pending in await _pending_redemptions(conn, till, transaction_id):
                 result = await self._rewards.finish_within(
                     conn, now, till.caller, till.program_id, pending.id, HoldStatus.RELEASED
                 )
@@ -733,52 +742,80 @@ async def _claim_transaction(
     ``changes``). The caller has locked the member's account already (a redemption or an order
     did), so a missing enrollment has been reported. An existing sale must still be open and
     belong to the same member."""
-    existing = (
+    sale = await _lock_sale(conn, till, transaction_id)
+    await _save_sale(conn, till, transaction_id, who, now, sale, **changes)
+
+
+# A sale's row is looked up and written at every completion: statements built once.
+_SALE = (
+    select(pos_transactions.c.id, pos_transactions.c.status, accounts.c.member_id)
+    .join(accounts, accounts.c.id == pos_transactions.c.account_id)
+    .where(
+        pos_transactions.c.merchant_id == bindparam("merchant_id"),
+        pos_transactions.c.transaction_id == bindparam("transaction_id"),
+    )
+    .with_for_update(of=pos_transactions)
+)
+_INSERT_SALE = pos_transactions.insert().values(
+    account_id=select(accounts.c.id)
+    .where(
+        accounts.c.program_id == bindparam("account_program_id"),
+        accounts.c.member_id == bindparam("account_member_id"),
+    )
+    .scalar_subquery()
+)
+
+
+async def _lock_sale(conn: AsyncConnection, till: Terminal, transaction_id: str) -> Any | None:
+    found = await conn.execute(
+        _SALE, {"merchant_id": till.merchant_id, "transaction_id": transaction_id}
+    )
+    return found.first()
+
+
+async def _save_sale(
+    conn: AsyncConnection,
+    till: Terminal,
+    transaction_id: str,
+    who: Identified,
+    now: datetime,
+    sale: Any | None,
+    **changes: Any,
+) -> None:
+    """``_claim_transaction`` on the sale ``_lock_sale`` found (None: a new sale)."""
+    if sale is None:
         await conn.execute(
-            select(pos_transactions.c.id, pos_transactions.c.status, accounts.c.member_id)
-            .join(accounts, accounts.c.id == pos_transactions.c.account_id)
-            .where(
-                pos_transactions.c.merchant_id == till.merchant_id,
-                pos_transactions.c.transaction_id == transaction_id,
-            )
-            .with_for_update(of=pos_transactions)
-        )
-    ).first()
-    if existing is None:
-        account_id = (
-            select(accounts.c.id)
-            .where(accounts.c.program_id == till.program_id, accounts.c.member_id == who.member_id)
-            .scalar_subquery()
-        )
-        await conn.execute(
-            pos_transactions.insert().values(
-                merchant_id=till.merchant_id,
-                program_id=till.program_id,
-                terminal_id=till.terminal_id,
-                location=till.location,
-                transaction_id=transaction_id,
-                account_id=account_id,
-                identified_by=str(who.kind),
-                created_at=now,
-                updated_at=now,
-                **{"status": "open", **changes},
-            )
+            _INSERT_SALE,
+            {
+                "merchant_id": till.merchant_id,
+                "program_id": till.program_id,
+                "terminal_id": till.terminal_id,
+                "location": till.location,
+                "transaction_id": transaction_id,
+                "account_program_id": till.program_id,
+                "account_member_id": who.member_id,
+                "identified_by": str(who.kind),
+                "created_at": now,
+                "updated_at": now,
+                "status": "open",
+                **changes,
+            },
         )
         return
-    if existing.status != "open":
+    if sale.status != "open":
         raise DomainError(
             ErrorCode.TRANSACTION_NOT_OPEN,
-            f"the sale is already {existing.status}",
-            status=existing.status,
+            f"the sale is already {sale.status}",
+            status=sale.status,
         )
-    if existing.member_id != who.member_id:
+    if sale.member_id != who.member_id:
         raise DomainError(
             ErrorCode.TRANSACTION_MEMBER_MISMATCH, "this sale was opened for another member"
         )
     if changes:
         await conn.execute(
             update(pos_transactions)
-            .where(pos_transactions.c.id == existing.id)
+            .where(pos_transactions.c.id == sale.id)
             .values(updated_at=now, **changes)
         )
 
@@ -814,22 +851,25 @@ async def _completed_transaction(conn: AsyncConnection, till: Terminal, transact
     return row
 
 
-async def _pending_redemptions(
-    conn: AsyncConnection, program_id: int, transaction_id: str
-) -> list[Any]:
-    return list(
-        (
-            await conn.execute(
-                select(reward_redemptions.c.id)
-                .where(
-                    reward_redemptions.c.program_id == program_id,
-                    reward_redemptions.c.reference == _reference(transaction_id),
-                    reward_redemptions.c.status == "pending",
-                )
-                .order_by(reward_redemptions.c.id)
-            )
-        ).all()
+_PENDING_REDEMPTIONS = (
+    select(reward_redemptions.c.id)
+    .where(
+        reward_redemptions.c.program_id == bindparam("program_id"),
+        reward_redemptions.c.reference == bindparam("reference"),
+        reward_redemptions.c.status == "pending",
     )
+    .order_by(reward_redemptions.c.id)
+)
+
+
+async def _pending_redemptions(
+    conn: AsyncConnection, till: Terminal, transaction_id: str
+) -> list[Any]:
+    found = await conn.execute(
+        _PENDING_REDEMPTIONS,
+        {"program_id": till.program_id, "reference": _reference(transaction_id)},
+    )
+    return list(found.all())
 
 
 async def _pending_points(conn: AsyncConnection, program_id: int, transaction_id: str) -> int:

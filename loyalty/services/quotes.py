@@ -165,9 +165,11 @@ async def member_context(
     rules: EarningRules,
     at: datetime,
     lock_budgets: bool,
+    segments: frozenset[str] | None = None,
 ) -> MemberContext:
     """Everything ``quote`` needs to know about the member at ``at``. With ``lock_budgets`` the
-    counters of budgeted promotions stay locked until commit (an order that will spend them)."""
+    counters of budgeted promotions stay locked until commit (an order that will spend them).
+    ``segments``: the member's, when the caller read them with the member already."""
     starts = {
         cap.period: period_start(cap.period, at, rules.timezone)
         for cap in rules.caps
@@ -211,7 +213,7 @@ async def member_context(
     if budgeted:
         used = await _budget_counters(conn, program_id, budgeted, lock=lock_budgets)
     return MemberContext(
-        segments=await member_segments(conn, member_id),
+        segments=await member_segments(conn, member_id) if segments is None else segments,
         earned_in_period=earned,
         promotion_uses=uses,
         promotion_points_used=used,
