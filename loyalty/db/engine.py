@@ -41,13 +41,10 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         engine = create_async_engine(url, echo=echo)
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(
-        url,
-        echo=echo,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-    )
+    # No pre-ping: it would cost a round trip at every checkout. A pooled connection the
+    # server dropped fails on its transaction's first statement instead; SQLAlchemy then
+    # recycles the whole pool and ``in_transaction`` runs the work again on a fresh connection.
+    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -118,8 +115,13 @@ async def in_transaction(
 ) -> T:
     """Run ``work`` in one transaction, running it again after a deadlock or serialization
     failure so that callers never see one (the work must be safe to repeat: it is, because a
-    rolled-back attempt left no trace)."""
+    rolled-back attempt left no trace). Also again, once, when the connection turns out dead
+    before the commit (the server restarted since it was pooled): that transaction never
+    committed either. A connection lost during the commit is not retried: whether it
+    committed is unknown, and the caller's retry with its idempotency key finds out."""
+    reconnected = False
     for attempt in range(1, _MAX_ATTEMPTS + 1):
+        committing = False
         try:
             if read_only:
                 async with engine.connect() as conn:
@@ -132,15 +134,19 @@ async def in_transaction(
                     take(conn)  # nothing a failed attempt noted
                     result = await work(conn)
                     changes = take(conn)
+                    committing = True
             else:
                 async with lock, engine.begin() as conn:
                     take(conn)
                     result = await work(conn)
                     changes = take(conn)
+                    committing = True
             announce(engine, changes)  # committed
             return result
         except DBAPIError as error:
-            if attempt == _MAX_ATTEMPTS or not is_retryable(error):
+            lost = error.connection_invalidated and not committing and not reconnected
+            if attempt == _MAX_ATTEMPTS or not (lost or is_retryable(error)):
                 raise
+            reconnected = reconnected or lost
             await asyncio.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311 - jitter only
     raise AssertionError("unreachable")
