@@ -15,10 +15,10 @@ from typing import Any
 
 import msgspec
 from msgspec import Struct
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from loyalty.db.engine import in_transaction
+from loyalty.db.engine import in_transaction, is_postgres
 from loyalty.db.tables import accounts, order_returns, orders, programs, qualifying_activity
 from loyalty.domain.basket import require_currency
 from loyalty.domain.earning import quote
@@ -109,6 +109,41 @@ _ORDER_WITH_REFERENCE = select(orders.c.id).where(
 )
 _INSERT_ORDER = orders.insert().returning(orders.c.id)
 _INSERT_QUALIFYING = qualifying_activity.insert()
+
+
+def _order_with_activity() -> Any:
+    """PostgreSQL: the order and its qualifying activity in one round trip (a data-modifying
+    CTE). Parameters: the order's columns prefixed ``order_``."""
+    order = (
+        orders.insert()
+        .values(
+            {
+                column.name: bindparam(f"order_{column.name}", type_=column.type)
+                for column in orders.columns
+                if column.name != "id"
+            }
+        )
+        .returning(orders.c.id)
+        .cte("new_order")
+    )
+    activity = (
+        insert(qualifying_activity)
+        .from_select(
+            ["account_id", "occurred_at", "points", "spend", "order_id"],
+            select(
+                bindparam("order_account_id", type_=orders.c.account_id.type),
+                bindparam("order_occurred_at", type_=orders.c.occurred_at.type),
+                bindparam("order_points", type_=orders.c.points.type),
+                bindparam("order_qualifying_spend", type_=orders.c.qualifying_spend.type),
+                order.c.id,
+            ),
+        )
+        .cte("activity")
+    )
+    return select(order.c.id).add_cte(activity)
+
+
+_INSERT_ORDER_WITH_ACTIVITY = _order_with_activity()
 
 
 class Orders:
@@ -308,35 +343,39 @@ class Orders:
                 reference=f"order:{reference}",
             )
             journal_id, balance = earned.journal_id, earned.balance
-        order_id = await conn.scalar(
-            _INSERT_ORDER,
-            {
-                "program_id": program_id,
-                "account_id": account.id,
-                "reference": reference,
-                "occurred_at": when,
-                "rule_set_id": found.rule_set_id,
-                "tier": tier_code,
-                "basket": msgspec.to_builtins(basket),
-                "context": msgspec.to_builtins(context_document(context)),
-                "quote": msgspec.to_builtins(view),
-                "points": result.total,
-                "qualifying_spend": result.qualifying_spend,
-                "journal_id": journal_id,
-                "created_at": now,
-            },
-        )
+        order = {
+            "program_id": program_id,
+            "account_id": account.id,
+            "reference": reference,
+            "occurred_at": when,
+            "rule_set_id": found.rule_set_id,
+            "tier": tier_code,
+            "basket": msgspec.to_builtins(basket),
+            "context": msgspec.to_builtins(context_document(context)),
+            "quote": msgspec.to_builtins(view),
+            "points": result.total,
+            "qualifying_spend": result.qualifying_spend,
+            "journal_id": journal_id,
+            "created_at": now,
+        }
+        if is_postgres(conn):
+            order_id = await conn.scalar(
+                _INSERT_ORDER_WITH_ACTIVITY,
+                {f"order_{name}": value for name, value in order.items()},
+            )
+        else:
+            order_id = await conn.scalar(_INSERT_ORDER, order)
+            await conn.execute(
+                _INSERT_QUALIFYING,
+                {
+                    "account_id": account.id,
+                    "occurred_at": when,
+                    "points": result.total,
+                    "spend": result.qualifying_spend,
+                    "order_id": order_id,
+                },
+            )
         assert order_id is not None
-        await conn.execute(
-            _INSERT_QUALIFYING,
-            {
-                "account_id": account.id,
-                "occurred_at": when,
-                "points": result.total,
-                "spend": result.qualifying_spend,
-                "order_id": order_id,
-            },
-        )
         await count_promotions(
             conn,
             program_id=program_id,
