@@ -7,21 +7,55 @@ LOYALTY_REDIS_URL is set, so that a wallet connected to one app process hears of
 through another, and in-process memory otherwise. The wallet listens with server-sent events
 (``events``): an ``EventSource`` on the page, reconnected by the browser by itself, with a
 comment every 25 seconds so that proxies keep the connection open.
+
+Redis may go away (a restart, a failover, a dropped connection): ``RedisBalanceChannels``
+keeps listening and publishing once it is back. A balance published while it is away is lost;
+the wallet shows the balance of the member's next change, or of a reload.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+import logging
+from collections.abc import AsyncGenerator, Iterable
+from typing import Any
 
 import msgspec
 from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from litestar.response import ServerSentEvent, ServerSentEventMessage
+from redis.exceptions import RedisError
 
 from loyalty.db.balance_changes import BalanceChange
 
 KEEPALIVE_SECONDS = 25.0
+#: How long the listener waits before it reconnects to a Redis that went away.
+RECONNECT_SECONDS = 1.0
+log = logging.getLogger("wallet.live")
+
+
+class RedisBalanceChannels(RedisChannelsPubSubBackend):
+    """Litestar's Redis pub/sub backend, kept working through Redis outages. The channels
+    plugin runs one task that reads what Redis delivers and one that publishes, and neither
+    survives an error: one dropped connection left every wallet of the process deaf until the
+    process restarted."""
+
+    async def stream_events(self) -> AsyncGenerator[tuple[str, Any], None]:
+        while True:
+            try:
+                async for event in super().stream_events():
+                    yield event
+            except (RedisError, OSError) as error:
+                # The next read reconnects, and redis-py subscribes the channels again.
+                log.warning("live balances: Redis went away (%s); listening again", error)
+                await asyncio.sleep(RECONNECT_SECONDS)
+
+    async def publish(self, data: bytes, channels: Iterable[str]) -> None:
+        try:
+            await super().publish(data, channels)
+        except (RedisError, OSError) as error:
+            log.warning("live balances: a balance was not published (%s)", error)
 
 
 class LiveBalance(msgspec.Struct, frozen=True):

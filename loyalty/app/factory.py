@@ -16,7 +16,6 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlche
 from litestar import Litestar
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.memory import MemoryChannelsBackend
-from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from litestar.config.app import AppConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -29,6 +28,8 @@ from litestar.stores.redis import RedisStore
 from litestar.stores.registry import StoreRegistry
 from litestar.template.config import TemplateConfig
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from admin.api import STAFF_TOKEN_SCHEME, admin_router
 from admin.web import TEMPLATE_DIR as ADMIN_TEMPLATES
@@ -71,7 +72,7 @@ from pos_adapter.cashier import cashier_router
 from pos_adapter.vendor_routes import vendor_router
 from pos_adapter.vendors import VENDORS
 from wallet.api import wallet_api_router
-from wallet.live import publish_balances
+from wallet.live import RedisBalanceChannels, publish_balances
 from wallet.mail_texts import sign_in_mail
 from wallet.pages import TEMPLATE_DIR as WALLET_TEMPLATES
 from wallet.pages import wallet_pages_router
@@ -85,6 +86,8 @@ from .rate_limits import POS_RATE_LIMIT_STORE, RateLimiter, rate_limited
 from .settings import Settings
 
 log = logging.getLogger("loyalty.app")
+#: Longest wait for Redis to connect or answer (it answers in well under a millisecond).
+REDIS_TIMEOUT_SECONDS = 1.0
 
 SWAGGER_ASSETS = "/static/swagger-ui"
 #: Swagger UI 5 as shipped by swagger-ui-py, served by this app (no CDN).
@@ -97,7 +100,20 @@ def create_app(
 ) -> Litestar:
     settings = settings or Settings.from_env()
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-    redis_client = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    # Once more on a new connection after a dropped one (a Redis restart or failover, an idle
+    # timeout): without it each pooled connection failed its next command. And never wait
+    # long: the tills' rate limit counts in Redis on every request and goes uncounted when
+    # Redis fails, but a Redis that stopped answering held every till request for good.
+    redis_client = (
+        Redis.from_url(
+            settings.redis_url,
+            retry=Retry(NoBackoff(), 1),
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+        )
+        if settings.redis_url
+        else None
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -203,7 +219,7 @@ def create_app(
     )
 
     channels = ChannelsPlugin(
-        backend=RedisChannelsPubSubBackend(redis=redis_client)
+        backend=RedisBalanceChannels(redis=redis_client)
         if redis_client is not None
         else MemoryChannelsBackend(),
         arbitrary_channels_allowed=True,

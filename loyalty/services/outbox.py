@@ -3,9 +3,10 @@
 An operation that sends mail (a sign-in code, a welcome) queues it with ``enqueue`` in its own
 transaction: the mail exists exactly when the operation committed, and a slow or absent mail
 server never holds up a request. With SMTP configured, ``Outbox.deliver_pending`` (run by the
-app's background sweep) sends what is queued and retries failures a few times. Without SMTP (the
-embedded default) mail stays in the outbox, where staff read it on the admin outbox page: the
-wallet's sign-in works end to end on a bare machine.
+app's background sweep, in every app process) sends what is queued and retries failures a few
+times; a process marks a mail sent before sending it, so that no other one sends it too. Without
+SMTP (the embedded default) mail stays in the outbox, where staff read it on the admin outbox
+page: the wallet's sign-in works end to end on a bare machine.
 """
 
 from __future__ import annotations
@@ -181,25 +182,45 @@ class Outbox:
 
         sent = 0
         for row in await in_transaction(self._engine, pending, read_only=True):
-            message = _message(smtp.sender, row, self._clock())
+            now = self._clock()
+            if not await self._claim(row.id, row.attempts, now):
+                continue
             error: str | None = None
             try:
-                await asyncio.to_thread(_send, smtp, message)
+                await asyncio.to_thread(_send, smtp, _message(smtp.sender, row, now))
             except (OSError, smtplib.SMTPException) as failure:
                 error = f"{type(failure).__name__}: {failure}"[:1000]
-            await self._mark(row.id, error)
+                await self._failed(row.id, error)
             sent += error is None
         return sent
 
-    async def _mark(self, mail_id: int, error: str | None) -> None:
-        now = self._clock()
+    async def _claim(self, mail_id: int, attempts: int, now: datetime) -> bool:
+        """Mark the mail sent, counting the attempt, before sending it; False when another app
+        process took it first. Every process runs this pass, and a mail another one is sending
+        must not look unsent to it (they used to send the same mail each). A failed send
+        makes the mail unsent again; a process that dies while sending leaves it marked sent:
+        mail goes out at most once (a member who lacks a code asks for another)."""
 
+        async def work(conn: AsyncConnection) -> bool:
+            taken = await conn.execute(
+                update(mail_outbox)
+                .where(
+                    mail_outbox.c.id == mail_id,
+                    mail_outbox.c.sent_at.is_(None),
+                    mail_outbox.c.attempts == attempts,
+                )
+                .values(sent_at=now, attempts=attempts + 1, last_error=None)
+            )
+            return taken.rowcount == 1
+
+        return await in_transaction(self._engine, work)
+
+    async def _failed(self, mail_id: int, error: str) -> None:
         async def work(conn: AsyncConnection) -> None:
-            values: dict[str, Any] = {"attempts": mail_outbox.c.attempts + 1, "last_error": error}
-            if error is None:
-                values["sent_at"] = now
             await conn.execute(
-                update(mail_outbox).where(mail_outbox.c.id == mail_id).values(**values)
+                update(mail_outbox)
+                .where(mail_outbox.c.id == mail_id)
+                .values(sent_at=None, last_error=error)
             )
 
         await in_transaction(self._engine, work)
