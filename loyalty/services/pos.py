@@ -28,6 +28,8 @@ from zoneinfo import ZoneInfo
 import msgspec
 from msgspec import Struct
 from sqlalchemy import ColumnElement, String, bindparam, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.engine import in_transaction
@@ -427,33 +429,27 @@ class PointOfSale:
             )
             balance = order.balance
             redeemed = []
-            # Rewards are redeemed at the till on an open sale: without one there are none.
-            sale = await _lock_sale(conn, till, transaction_id)
-            pending_redemptions = (
-                [] if sale is None else await _pending_redemptions(conn, till, transaction_id)
-            )
-            for pending in pending_redemptions:
-                captured = await self._rewards.finish_within(
-                    conn, now, till.caller, till.program_id, pending.id, HoldStatus.CAPTURED
-                )
-                balance = captured.balance
-                redeemed.append(
-                    RedeemedReward(captured.reward_code, captured.points, captured.discount)
-                )
-            await _save_sale(
-                conn,
-                till,
-                transaction_id,
-                who,
-                now,
-                sale,
-                status="completed",
-                order_id=order.order_id,
-                currency=basket.currency,
-                total=total,
-                occurred_at=occurred_at,
-                offline=captured_offline,
-            )
+            completed = {
+                "status": "completed",
+                "order_id": order.order_id,
+                "currency": basket.currency,
+                "total": total,
+                "occurred_at": occurred_at,
+                "offline": captured_offline,
+            }
+            # Most sales are new here. One opened before had rewards redeemed on it at the
+            # till: those are captured with the sale.
+            if not await _new_sale(conn, till, transaction_id, who, now, **completed):
+                sale = await _lock_sale(conn, till, transaction_id)
+                for pending in await _pending_redemptions(conn, till, transaction_id):
+                    captured = await self._rewards.finish_within(
+                        conn, now, till.caller, till.program_id, pending.id, HoldStatus.CAPTURED
+                    )
+                    balance = captured.balance
+                    redeemed.append(
+                        RedeemedReward(captured.reward_code, captured.points, captured.discount)
+                    )
+                await _save_sale(conn, till, transaction_id, who, now, sale, **completed)
             return Completed(
                 transaction_id=transaction_id,
                 status="completed",
@@ -756,14 +752,58 @@ _SALE = (
     )
     .with_for_update(of=pos_transactions)
 )
-_INSERT_SALE = pos_transactions.insert().values(
-    account_id=select(accounts.c.id)
+_SALE_ACCOUNT = (
+    select(accounts.c.id)
     .where(
         accounts.c.program_id == bindparam("account_program_id"),
         accounts.c.member_id == bindparam("account_member_id"),
     )
     .scalar_subquery()
 )
+_INSERT_SALE = pos_transactions.insert().values(account_id=_SALE_ACCOUNT)
+_SALE_KEY = ["merchant_id", "transaction_id"]
+_NEW_SALE = {
+    "postgresql": postgresql_insert(pos_transactions)
+    .values(account_id=_SALE_ACCOUNT)
+    .on_conflict_do_nothing(index_elements=_SALE_KEY)
+    .returning(pos_transactions.c.id),
+    "sqlite": sqlite_insert(pos_transactions)
+    .values(account_id=_SALE_ACCOUNT)
+    .on_conflict_do_nothing(index_elements=_SALE_KEY)
+    .returning(pos_transactions.c.id),
+}
+
+
+def _sale_row(
+    till: Terminal, transaction_id: str, who: Identified, now: datetime, changes: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "merchant_id": till.merchant_id,
+        "program_id": till.program_id,
+        "terminal_id": till.terminal_id,
+        "location": till.location,
+        "transaction_id": transaction_id,
+        "account_program_id": till.program_id,
+        "account_member_id": who.member_id,
+        "identified_by": str(who.kind),
+        "created_at": now,
+        "updated_at": now,
+        "status": "open",
+        **changes,
+    }
+
+
+async def _new_sale(
+    conn: AsyncConnection,
+    till: Terminal,
+    transaction_id: str,
+    who: Identified,
+    now: datetime,
+    **changes: Any,
+) -> bool:
+    """Write the sale's row if it has none yet (one round trip); False: it exists already."""
+    row = _sale_row(till, transaction_id, who, now, changes)
+    return await conn.scalar(_NEW_SALE[conn.dialect.name], row) is not None
 
 
 async def _lock_sale(conn: AsyncConnection, till: Terminal, transaction_id: str) -> Any | None:
@@ -784,23 +824,7 @@ async def _save_sale(
 ) -> None:
     """``_claim_transaction`` on the sale ``_lock_sale`` found (None: a new sale)."""
     if sale is None:
-        await conn.execute(
-            _INSERT_SALE,
-            {
-                "merchant_id": till.merchant_id,
-                "program_id": till.program_id,
-                "terminal_id": till.terminal_id,
-                "location": till.location,
-                "transaction_id": transaction_id,
-                "account_program_id": till.program_id,
-                "account_member_id": who.member_id,
-                "identified_by": str(who.kind),
-                "created_at": now,
-                "updated_at": now,
-                "status": "open",
-                **changes,
-            },
-        )
+        await conn.execute(_INSERT_SALE, _sale_row(till, transaction_id, who, now, changes))
         return
     if sale.status != "open":
         raise DomainError(
