@@ -8,12 +8,16 @@ HYPOTHESIS_PROFILE ?= ci
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help .venv run test lint format clean
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.installed-bench
+
+.PHONY: help .venv run test lint format clean bench
 
 help:
 	@echo "make run     create .venv, migrate, seed demo data, serve on http://127.0.0.1:8000"
 	@echo "make test    run the test suite (HYPOTHESIS_PROFILE=$(HYPOTHESIS_PROFILE))"
 	@echo "make lint    ruff check, ruff format --check, mypy, lint-imports"
+	@echo "make bench   benchmark suite on PostgreSQL + Redis, writes BENCHMARKS.md (~25 min; BENCH_ARGS=--quick)"
 	@echo "make format  ruff format and ruff check --fix"
 	@echo "make clean   remove .venv, var/ and caches"
 
@@ -26,6 +30,21 @@ $(STAMP): pyproject.toml $(wildcard */__init__.py)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e '.[dev]'
 	touch $(STAMP)
+
+# The bench extra (the chart's matplotlib) on top of the dev install.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# PostgreSQL and Redis are started as .ci/run starts them when they are down.
+bench: $(BENCH_STAMP)
+	pg_isready -q -h 127.0.0.1 -p 5432 || \
+		pg_ctlcluster --skip-systemctl-redirect "$$(ls /etc/postgresql)" main start
+	[ "$$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ] || \
+		redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+	for i in $$(seq 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+	for i in $$(seq 60); do [ "$$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ] && break; sleep 1; done
+	$(BIN)/python -m bench.suite $(BENCH_ARGS)
 
 run: .venv
 	mkdir -p var
