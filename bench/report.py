@@ -6,7 +6,10 @@ Everything here except :func:`write_chart` is pure: it turns a :class:`BenchResu
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -715,46 +718,33 @@ def render_markdown(results: BenchResults) -> str:
 # --- the chart --------------------------------------------------------------------------------
 
 
-def write_chart(results: BenchResults, path: Path) -> bool:
-    """Throughput and p99 against concurrency, POS complete beside pgbench, as a PNG; False
-    when there is nothing to draw."""
+#: The bench tools' virtualenv (``make bench`` makes it): matplotlib lives there, not in the app's.
+CHART_PYTHON = Path(".venv-bench/bin/python")
+
+
+def write_chart(results: BenchResults, path: Path, python: Path = CHART_PYTHON) -> bool:
+    """Throughput and p99 against concurrency, POS complete beside pgbench, as a PNG drawn by
+    bench/chart.py in the tools' virtualenv; False when there is nothing to draw."""
     if not results.closed_loop:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    clients = [f.concurrency or 0 for f in results.closed_loop]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
-    left.plot(clients, [f.per_second for f in results.closed_loop], "o-", label="POS complete/s")
-    right.plot(clients, [f.p99_ms for f in results.closed_loop], "o-", label="POS complete")
-    if results.pgbench:
-        counts = [p.clients for p in results.pgbench]
-        left.plot(counts, [p.tps for p in results.pgbench], "s--", label="pgbench TPC-B tps")
-        right.plot(counts, [p.p99_ms for p in results.pgbench], "s--", label="pgbench TPC-B")
-    for axis, title, unit in (
-        (left, "Throughput", "per second"),
-        (right, "p99 latency (log scale)", "ms"),
-    ):
-        axis.set_xscale("log", base=2)
-        axis.set_xticks(clients, [str(c) for c in clients])
-        axis.set_xlabel("concurrent clients (closed loop)")
-        axis.set_ylabel(unit)
-        axis.set_title(title)
-        axis.grid(True, alpha=0.3, which="both")
-        axis.legend()
-    left.set_ylim(bottom=0)
-    # POS and pgbench latencies can lie orders of magnitude apart.
-    right.set_yscale("log")
+    if not python.exists():
+        raise RuntimeError(f"no {python}: `make bench` makes it (matplotlib for the chart)")
     machine = results.machine
-    figure.suptitle(
-        f"{results.started_at[:10]}: {machine.cores} cores, PostgreSQL "
+    data = {
+        "clients": [f.concurrency or 0 for f in results.closed_loop],
+        "per_second": [f.per_second for f in results.closed_loop],
+        "p99_ms": [f.p99_ms for f in results.closed_loop],
+        "pgbench_clients": [p.clients for p in results.pgbench],
+        "pgbench_tps": [p.tps for p in results.pgbench],
+        "pgbench_p99_ms": [p.p99_ms for p in results.pgbench],
+        "title": f"{results.started_at[:10]}: {machine.cores} cores, PostgreSQL "
         f"{machine.postgres.split()[0]}, {machine.server}",
-        fontsize=9,
-    )
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
+        json.dump(data, file)
+    try:
+        chart = Path(__file__).with_name("chart.py")
+        subprocess.run([str(python), str(chart), file.name, str(path)], check=True)  # noqa: S603 - our own script and interpreter
+    finally:
+        Path(file.name).unlink()
     return True
