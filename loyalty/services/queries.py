@@ -11,7 +11,7 @@ import base64
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, union_all
+from sqlalchemy import bindparam, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from loyalty.db.engine import in_transaction
@@ -45,6 +45,29 @@ MAX_PAGE_SIZE = 200
 EXPIRY_DATES_SHOWN = 12
 
 
+# The balance is the most frequent read (wallets, tills, vendors): its statements built once.
+_ACCOUNT_BALANCE = (
+    select(accounts.c.id, accounts.c.posted, accounts.c.held, accounts.c.version)
+    .join(programs, programs.c.id == accounts.c.program_id)
+    .where(
+        accounts.c.program_id == bindparam("program_id"),
+        accounts.c.member_id == bindparam("member_id"),
+        programs.c.merchant_id == bindparam("merchant_id"),
+    )
+)
+_EXPIRING = (
+    select(lots.c.expires_at, func.sum(lots.c.remaining - lots.c.held).label("points"))
+    .where(
+        lots.c.account_id == bindparam("account_id"),
+        lots.c.expires_at.is_not(None),
+        lots.c.remaining > lots.c.held,
+    )
+    .group_by(lots.c.expires_at)
+    .order_by(lots.c.expires_at)
+    .limit(EXPIRY_DATES_SHOWN)
+)
+
+
 class Queries:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -54,32 +77,19 @@ class Queries:
 
     async def balance(self, caller: Caller, program_id: int, member_id: int) -> BalanceView:
         async def work(conn: AsyncConnection) -> BalanceView:
-            account = (
-                await conn.execute(
-                    select(accounts.c.id, accounts.c.posted, accounts.c.held, accounts.c.version)
-                    .join(programs, programs.c.id == accounts.c.program_id)
-                    .where(
-                        accounts.c.program_id == program_id,
-                        accounts.c.member_id == member_id,
-                        programs.c.merchant_id == caller.merchant_id,
-                    )
-                )
-            ).first()
+            found = await conn.execute(
+                _ACCOUNT_BALANCE,
+                {
+                    "program_id": program_id,
+                    "member_id": member_id,
+                    "merchant_id": caller.merchant_id,
+                },
+            )
+            account = found.first()
             if account is None:
                 await explain_missing_account(conn, caller, program_id, member_id)
                 raise AssertionError("unreachable")
-            free = (lots.c.remaining - lots.c.held).label("free")
-            rows = await conn.execute(
-                select(lots.c.expires_at, func.sum(free).label("points"))
-                .where(
-                    lots.c.account_id == account.id,
-                    lots.c.expires_at.is_not(None),
-                    lots.c.remaining > lots.c.held,
-                )
-                .group_by(lots.c.expires_at)
-                .order_by(lots.c.expires_at)
-                .limit(EXPIRY_DATES_SHOWN)
-            )
+            rows = await conn.execute(_EXPIRING, {"account_id": account.id})
             return BalanceView(
                 program_id=program_id,
                 member_id=member_id,
