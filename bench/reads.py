@@ -4,7 +4,7 @@ The figures call the very service methods the JSON API calls (``Queries.balance`
 ``Queries.history``, whose page comes from ``history_rows``) through an engine configured as
 the app configures it, with one pooled connection that is already open: what is measured is
 the read itself, not connecting. Each call's time is split in two: the whole call (pool
-checkout and its ping, BEGIN, the statements, COMMIT, building the result) and the time spent
+checkout, BEGIN, the statements, COMMIT, building the result) and the time spent
 inside its SQL statements (SQLAlchemy's cursor events around each statement).
 
 The plans are PostgreSQL's EXPLAIN (ANALYZE, BUFFERS) of exactly the statements one call sent,

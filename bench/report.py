@@ -572,7 +572,9 @@ def render_markdown(results: BenchResults) -> str:
             "",
             "Open loop: requests fall due at a fixed rate whatever the server does; latency "
             "counts from when each request was due, not from when it was sent (coordinated "
-            "omission corrected).",
+            "omission corrected). A CHECKPOINT precedes each operation, as it does each "
+            "closed-loop phase, so that pgbench's or an earlier phase's dirty pages are not "
+            "written in the middle of it.",
             "",
         ]
     hot = results.hot_member
@@ -651,7 +653,7 @@ def render_markdown(results: BenchResults) -> str:
             "",
             "Service level: `Queries.balance` and `Queries.history` (first page of 50, the "
             "API's default), the methods the JSON API calls, over one warm pooled connection, "
-            "members drawn uniformly. *Call*: the whole method (pool checkout with its ping, "
+            "members drawn uniformly. *Call*: the whole method (pool checkout, "
             "BEGIN, statements, COMMIT, result); *statements*: the time inside its SQL "
             "statements alone.",
             "",
