@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.balance_changes import BalanceChange, record
 from loyalty.db.engine import is_postgres
+from loyalty.db.statements import insert_every_column
 from loyalty.db.tables import accounts, entries, holds, journals, lot_draws, lots, programs
 from loyalty.domain.expiry import ExpiryKind, ExpiryPolicy
 from loyalty.domain.journals import HoldStatus, JournalKind
@@ -457,18 +458,7 @@ def _credit_statement() -> Any:
     """PostgreSQL: a credit's journal, its two entries and its lot in one round trip (data-
     modifying CTEs), so that the member's lock is held for less time. Parameters: the
     journal's columns prefixed ``journal_``, ``counterpart_id`` and ``expires_at``."""
-    journal = (
-        journals.insert()
-        .values(
-            {
-                column.name: bindparam(f"journal_{column.name}", type_=column.type)
-                for column in journals.columns
-                if column.name != "id"
-            }
-        )
-        .returning(journals.c.id)
-        .cte("journal")
-    )
+    journal = insert_every_column(journals, "journal_").returning(journals.c.id).cte("journal")
     points = bindparam("journal_points", type_=BigInteger)
     entry_rows = select(journal.c.id, bindparam("journal_account_id", type_=BigInteger), points)
     counter_rows = select(journal.c.id, bindparam("counterpart_id", type_=BigInteger), -points)

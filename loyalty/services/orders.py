@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from loyalty.db.engine import in_transaction, is_postgres
+from loyalty.db.statements import insert_every_column
 from loyalty.db.tables import accounts, order_returns, orders, programs, qualifying_activity
 from loyalty.domain.basket import require_currency
 from loyalty.domain.earning import quote
@@ -114,18 +115,7 @@ _INSERT_QUALIFYING = qualifying_activity.insert()
 def _order_with_activity() -> Any:
     """PostgreSQL: the order and its qualifying activity in one round trip (a data-modifying
     CTE). Parameters: the order's columns prefixed ``order_``."""
-    order = (
-        orders.insert()
-        .values(
-            {
-                column.name: bindparam(f"order_{column.name}", type_=column.type)
-                for column in orders.columns
-                if column.name != "id"
-            }
-        )
-        .returning(orders.c.id)
-        .cte("new_order")
-    )
+    order = insert_every_column(orders, "order_").returning(orders.c.id).cte("new_order")
     activity = (
         insert(qualifying_activity)
         .from_select(
