@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import BigInteger, and_, bindparam, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -185,39 +185,42 @@ async def outstanding_draws(conn: AsyncConnection, journal_id: int) -> list[Draw
 _INSERT_JOURNAL = journals.insert().returning(journals.c.id)
 
 
+class JournalFields(TypedDict, total=False):
+    """What an operation says of its journal besides the caller, account and kind."""
+
+    points: Required[int]
+    delta: Required[int]
+    at: Required[datetime]
+    effective_at: datetime | None
+    held_delta: int
+    counter_account_id: int | None
+    reverses_id: int | None
+    hold_id: int | None
+    actor: str | None
+    reason: str | None
+    reference: str | None
+
+
 def _journal_values(
-    caller: Caller,
-    account: Account,
-    kind: JournalKind,
-    *,
-    points: int,
-    delta: int,
-    at: datetime,
-    effective_at: datetime | None = None,
-    held_delta: int = 0,
-    counter_account_id: int | None = None,
-    reverses_id: int | None = None,
-    hold_id: int | None = None,
-    actor: str | None = None,
-    reason: str | None = None,
-    reference: str | None = None,
+    caller: Caller, account: Account, kind: JournalKind, **fields: Unpack[JournalFields]
 ) -> dict[str, Any]:
+    at = fields["at"]
     return {
         "program_id": account.program_id,
         "kind": str(kind),
         "account_id": account.id,
-        "counter_account_id": counter_account_id,
-        "points": points,
-        "delta": delta,
-        "held_delta": held_delta,
-        "reverses_id": reverses_id,
-        "hold_id": hold_id,
-        "effective_at": effective_at or at,
+        "counter_account_id": fields.get("counter_account_id"),
+        "points": fields["points"],
+        "delta": fields["delta"],
+        "held_delta": fields.get("held_delta", 0),
+        "reverses_id": fields.get("reverses_id"),
+        "hold_id": fields.get("hold_id"),
+        "effective_at": fields.get("effective_at") or at,
         "created_at": at,
         "client_id": caller.client_id,
-        "actor": actor,
-        "reason": reason,
-        "reference": reference,
+        "actor": fields.get("actor"),
+        "reason": fields.get("reason"),
+        "reference": fields.get("reference"),
     }
 
 
@@ -226,36 +229,11 @@ async def insert_journal(
     caller: Caller,
     account: Account,
     kind: JournalKind,
-    *,
-    points: int,
-    delta: int,
-    at: datetime,
-    effective_at: datetime | None = None,
-    held_delta: int = 0,
-    counter_account_id: int | None = None,
-    reverses_id: int | None = None,
-    hold_id: int | None = None,
-    actor: str | None = None,
-    reason: str | None = None,
-    reference: str | None = None,
+    **fields: Unpack[JournalFields],
 ) -> int:
-    values = _journal_values(
-        caller,
-        account,
-        kind,
-        points=points,
-        delta=delta,
-        at=at,
-        effective_at=effective_at,
-        held_delta=held_delta,
-        counter_account_id=counter_account_id,
-        reverses_id=reverses_id,
-        hold_id=hold_id,
-        actor=actor,
-        reason=reason,
-        reference=reference,
+    journal_id = await conn.scalar(
+        _INSERT_JOURNAL, _journal_values(caller, account, kind, **fields)
     )
-    journal_id = await conn.scalar(_INSERT_JOURNAL, values)
     assert journal_id is not None
     return int(journal_id)
 
@@ -515,37 +493,23 @@ async def credit(
     from ``counterpart_id``. Returns the journal id and the lot's expiry."""
     account.posted = credited(account.posted, points)
     expires_at = account.expiry.expires_at(effective_at or at)
+    fields: JournalFields = {
+        "points": points,
+        "delta": points,
+        "at": at,
+        "effective_at": effective_at,
+        "actor": actor,
+        "reason": reason,
+        "reference": reference,
+    }
     if is_postgres(conn):
-        journal = _journal_values(
-            caller,
-            account,
-            kind,
-            points=points,
-            delta=points,
-            at=at,
-            effective_at=effective_at,
-            actor=actor,
-            reason=reason,
-            reference=reference,
-        )
+        journal = _journal_values(caller, account, kind, **fields)
         parameters = {f"journal_{name}": value for name, value in journal.items()}
         parameters.update(counterpart_id=counterpart_id, expires_at=expires_at)
         journal_id = await conn.scalar(_CREDIT, parameters)
         assert journal_id is not None
         return int(journal_id), expires_at
-    journal_id = await insert_journal(
-        conn,
-        caller,
-        account,
-        kind,
-        points=points,
-        delta=points,
-        at=at,
-        effective_at=effective_at,
-        actor=actor,
-        reason=reason,
-        reference=reference,
-    )
+    journal_id = await insert_journal(conn, caller, account, kind, **fields)
     await insert_entries(conn, journal_id, [(account.id, points), (counterpart_id, -points)])
     await insert_lot(conn, account, journal_id, points, expires_at, at)
     return journal_id, expires_at
