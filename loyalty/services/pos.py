@@ -761,16 +761,13 @@ _SALE_ACCOUNT = (
     .scalar_subquery()
 )
 _INSERT_SALE = pos_transactions.insert().values(account_id=_SALE_ACCOUNT)
-_SALE_KEY = ["merchant_id", "transaction_id"]
+#: Per dialect (each has its own ON CONFLICT construct): the sale's row unless it exists.
 _NEW_SALE = {
-    "postgresql": postgresql_insert(pos_transactions)
+    dialect: insert(pos_transactions)
     .values(account_id=_SALE_ACCOUNT)
-    .on_conflict_do_nothing(index_elements=_SALE_KEY)
-    .returning(pos_transactions.c.id),
-    "sqlite": sqlite_insert(pos_transactions)
-    .values(account_id=_SALE_ACCOUNT)
-    .on_conflict_do_nothing(index_elements=_SALE_KEY)
-    .returning(pos_transactions.c.id),
+    .on_conflict_do_nothing(index_elements=["merchant_id", "transaction_id"])
+    .returning(pos_transactions.c.id)
+    for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
 }
 
 
