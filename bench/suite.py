@@ -14,7 +14,7 @@ Not a test: it measures this machine. In one run it
    the resident memory of each worker after the load;
 4. prints a table and writes BENCHMARKS.md and the chart (``bench.report``).
 
-    make bench                                  # the full run, about 25 minutes
+    make bench                                  # the full run, about 10 minutes on a quiet machine
     make bench BENCH_ARGS=--quick               # small sizes and short phases, a few minutes
     .venv/bin/python -m bench.suite --help      # sizes, phases, workers, what to skip
 
